@@ -1,0 +1,83 @@
+/**
+ * Every error proxytier throws is a `ProxyTierError` with a stable `code`. Callers match on
+ * `code`, never on the message; the message is for people and names what was wrong and where.
+ * No message ever contains a credential or a key.
+ */
+export class ProxyTierError extends Error {
+  /** Stable machine-readable code, e.g. `E_INVALID_OPTION`. */
+  readonly code: string = 'E_PROXYTIER';
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** An option passed to a constructor or function has the wrong type or value. */
+export class InvalidOptionError extends ProxyTierError {
+  override readonly code = 'E_INVALID_OPTION';
+}
+
+/** A proxy record (or one of its fields) failed validation. */
+export class InvalidEntryError extends ProxyTierError {
+  override readonly code = 'E_INVALID_ENTRY';
+  /** The field that failed, in camelCase (`proxyUrl`, `ttlSeconds`, ...). */
+  readonly field: string;
+
+  constructor(field: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.field = field;
+  }
+}
+
+/** A proxy URL could not be parsed or uses an unsupported scheme. */
+export class InvalidProxyUrlError extends InvalidEntryError {
+  override readonly code = 'E_INVALID_PROXY_URL' as 'E_INVALID_ENTRY';
+}
+
+/** A Fernet key is malformed (not 32 bytes of url-safe base64). */
+export class InvalidKeyError extends ProxyTierError {
+  override readonly code = 'E_INVALID_KEY';
+}
+
+/** A Fernet token is malformed, was not made by any key in the keyring, or is outside its TTL. */
+export class DecryptionError extends ProxyTierError {
+  override readonly code = 'E_DECRYPT';
+}
+
+/** No key could be found or created (for example the key file's directory is not writable). */
+export class KeyUnavailableError extends ProxyTierError {
+  override readonly code = 'E_KEY_UNAVAILABLE';
+}
+
+/** A tier failed an operation; `tier` names it and `cause` holds the engine's error. */
+export class TierError extends ProxyTierError {
+  override readonly code: string = 'E_TIER';
+  /** The name of the tier that failed. */
+  readonly tier: string;
+
+  constructor(tier: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.tier = tier;
+  }
+}
+
+/** A tier did not answer within its time limit. */
+export class TierTimeoutError extends TierError {
+  override readonly code = 'E_TIER_TIMEOUT';
+}
+
+/** A tier's stored data is damaged (a torn or corrupt record, a database that is not one). */
+export class CorruptionError extends TierError {
+  override readonly code = 'E_CORRUPT';
+}
+
+/** Every enabled tier is degraded, so the operation could not be served at all. */
+export class TierUnavailableError extends ProxyTierError {
+  override readonly code = 'E_TIER_UNAVAILABLE';
+}
+
+/** The cache (or a tier) was used after `close()`. */
+export class ClosedError extends ProxyTierError {
+  override readonly code = 'E_CLOSED';
+}

@@ -1,0 +1,142 @@
+import { systemClock, type Clock } from './clock.js';
+import type { Keyring } from './crypto/keyring.js';
+import { InvalidOptionError } from './errors.js';
+import { createStderrLogger, type Logger } from './logger.js';
+import { MemoryTier } from './tiers/memory.js';
+import type { Tier } from './tiers/tier.js';
+
+/** Options of `ProxyCache.open`. Every field is optional; defaults are listed per field. */
+export interface ProxyCacheOptions {
+  /**
+   * The tiers, fastest first (L1, L2, L3...). Default: one `MemoryTier` of `maxEntries` entries.
+   * Each tier instance belongs to one cache; the cache opens and closes it.
+   */
+  tiers?: Tier[];
+  /** Size of the default memory tier when `tiers` is not given. Default 10,000. */
+  maxEntries?: number;
+  /**
+   * The keyring that encrypts credentials for persistent tiers. Default: resolved from
+   * `encryptionKey`, the environment, or the key file (see docs/api.md, "Keys"). Only consulted
+   * when at least one tier is persistent.
+   */
+  keyring?: Keyring;
+  /** Current Fernet key (url-safe base64). Prefer the environment or a key file in production. */
+  encryptionKey?: string;
+  /** Earlier keys that may still have encrypted stored tokens. */
+  previousKeys?: string[];
+  /** Path of the key file. Default `$PROXYTIER_KEY_FILE`, else `~/.config/proxytier/key`. */
+  keyFile?: string;
+  /** Time source for TTLs, sweeps and probes. Default: the system clock. */
+  clock?: Clock;
+  /** Where notices and warnings go. Default: one line per message on stderr, level `info`. */
+  logger?: Logger;
+  /** TTL of an entry that gives none. Default 3,600 s. */
+  defaultTtlSeconds?: number;
+  /** Per-source TTLs that override `defaultTtlSeconds` for entries that give none. */
+  ttlBySource?: Record<string, number>;
+  /** How often expired entries are removed in the background, in ms; 0 turns it off. Default 60,000. */
+  sweepIntervalMs?: number;
+  /** `reportFailure` calls after which an entry is evicted from every tier. Default 3. */
+  healthFailureThreshold?: number;
+  /** Consecutive failures after which a tier is switched off (degraded). Default 3. */
+  tierFailureThreshold?: number;
+  /** How long a degraded tier waits before one call probes it again, in ms. Default 30,000. */
+  tierProbeIntervalMs?: number;
+}
+
+/** `ProxyCacheOptions` after defaults and validation. */
+export interface ResolvedOptions {
+  tiers: Tier[];
+  keyring: Keyring | undefined;
+  encryptionKey: string | undefined;
+  previousKeys: string[];
+  keyFile: string | undefined;
+  clock: Clock;
+  logger: Logger;
+  defaultTtlSeconds: number;
+  ttlBySource: Map<string, number>;
+  sweepIntervalMs: number;
+  healthFailureThreshold: number;
+  tierFailureThreshold: number;
+  tierProbeIntervalMs: number;
+}
+
+/** Default values, exported so documentation and tests can name them. */
+export const DEFAULTS = Object.freeze({
+  maxEntries: 10_000,
+  defaultTtlSeconds: 3_600,
+  sweepIntervalMs: 60_000,
+  healthFailureThreshold: 3,
+  tierFailureThreshold: 3,
+  tierProbeIntervalMs: 30_000,
+});
+
+/** Applies defaults, validates every option (naming it and what was expected), interprets. */
+export function resolveOptions(options: ProxyCacheOptions = {}): ResolvedOptions {
+  if (options === null || typeof options !== 'object') {
+    throw new InvalidOptionError(`ProxyCache options must be an object, got ${typeof options}`);
+  }
+  const maxEntries = options.maxEntries ?? DEFAULTS.maxEntries;
+  positiveInteger('maxEntries', maxEntries);
+  const tiers = options.tiers ?? [new MemoryTier({ maxEntries })];
+  if (!Array.isArray(tiers) || tiers.length === 0) {
+    throw new InvalidOptionError('"tiers" must be a non-empty array of tiers');
+  }
+  const names = new Set<string>();
+  tiers.forEach((tier, index) => {
+    if (tier === null || typeof tier !== 'object' || typeof tier.get !== 'function') {
+      throw new InvalidOptionError(`"tiers[${index}]" is not a tier (it has no get method)`);
+    }
+    if (names.has(tier.name)) {
+      throw new InvalidOptionError(
+        `"tiers[${index}]" has the name "${tier.name}" of an earlier tier; give each tier a distinct name`,
+      );
+    }
+    names.add(tier.name);
+  });
+  const defaultTtlSeconds = options.defaultTtlSeconds ?? DEFAULTS.defaultTtlSeconds;
+  nonNegativeInteger('defaultTtlSeconds', defaultTtlSeconds);
+  const ttlBySource = new Map<string, number>();
+  for (const [source, ttl] of Object.entries(options.ttlBySource ?? {})) {
+    nonNegativeInteger(`ttlBySource[${JSON.stringify(source)}]`, ttl);
+    ttlBySource.set(source, ttl);
+  }
+  const sweepIntervalMs = options.sweepIntervalMs ?? DEFAULTS.sweepIntervalMs;
+  nonNegativeInteger('sweepIntervalMs', sweepIntervalMs);
+  const healthFailureThreshold = options.healthFailureThreshold ?? DEFAULTS.healthFailureThreshold;
+  positiveInteger('healthFailureThreshold', healthFailureThreshold);
+  const tierFailureThreshold = options.tierFailureThreshold ?? DEFAULTS.tierFailureThreshold;
+  positiveInteger('tierFailureThreshold', tierFailureThreshold);
+  const tierProbeIntervalMs = options.tierProbeIntervalMs ?? DEFAULTS.tierProbeIntervalMs;
+  nonNegativeInteger('tierProbeIntervalMs', tierProbeIntervalMs);
+  if (options.previousKeys !== undefined && !Array.isArray(options.previousKeys)) {
+    throw new InvalidOptionError('"previousKeys" must be an array of key strings');
+  }
+  return {
+    tiers,
+    keyring: options.keyring,
+    encryptionKey: options.encryptionKey,
+    previousKeys: options.previousKeys ?? [],
+    keyFile: options.keyFile,
+    clock: options.clock ?? systemClock,
+    logger: options.logger ?? createStderrLogger(),
+    defaultTtlSeconds,
+    ttlBySource,
+    sweepIntervalMs,
+    healthFailureThreshold,
+    tierFailureThreshold,
+    tierProbeIntervalMs,
+  };
+}
+
+function positiveInteger(name: string, value: unknown): void {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
+    throw new InvalidOptionError(`"${name}" must be a positive integer, got ${String(value)}`);
+  }
+}
+
+function nonNegativeInteger(name: string, value: unknown): void {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw new InvalidOptionError(`"${name}" must be a non-negative integer, got ${String(value)}`);
+  }
+}

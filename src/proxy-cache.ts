@@ -1,0 +1,798 @@
+import { EventEmitter } from 'node:events';
+import type { Clock, TimerHandle } from './clock.js';
+import type { Keyring } from './crypto/keyring.js';
+import { resolveKeyring } from './crypto/key-source.js';
+import {
+  ClosedError,
+  ProxyTierError,
+  TierError,
+  TierTimeoutError,
+  TierUnavailableError,
+} from './errors.js';
+import type { Logger } from './logger.js';
+import { resolveOptions, type ProxyCacheOptions, type ResolvedOptions } from './options.js';
+import {
+  createEntry,
+  type EntryDefaults,
+  type ProxyEntry,
+  type ProxyEntryInput,
+} from './record/entry.js';
+import { TierCounters, type CacheStats } from './stats.js';
+import type { EntryPatch, EvictionReason, Tier } from './tiers/tier.js';
+
+/** Payload of the `evict` event: an entry left `tier` on its own. */
+export interface EvictEvent {
+  key: string;
+  tier: string;
+  reason: EvictionReason;
+}
+/** Payload of the `expire` event: an entry's TTL ran out and it was removed from every tier. */
+export interface ExpireEvent {
+  key: string;
+}
+/** Payload of the `degrade` event: `tier` was switched off after consecutive failures. */
+export interface DegradeEvent {
+  tier: string;
+  error: Error;
+}
+/** Payload of the `recover` event: a probe of a degraded `tier` succeeded; it serves again. */
+export interface RecoverEvent {
+  tier: string;
+}
+
+/** Events a `ProxyCache` emits. Nothing is built for an event nobody listens to. */
+export interface ProxyCacheEvents {
+  evict: [EvictEvent];
+  expire: [ExpireEvent];
+  degrade: [DegradeEvent];
+  recover: [RecoverEvent];
+}
+
+/** What `reportFailure` did. */
+export interface FailureReport {
+  key: string;
+  /** The entry's failure count after this report. */
+  failureCount: number;
+  /** True when the count reached `healthFailureThreshold` and the entry left every tier. */
+  evicted: boolean;
+}
+
+/** Loads an entry on a miss in `getOrLoad`; `undefined` means there is nothing to cache. */
+export type Loader = (
+  key: string,
+) => ProxyEntryInput | undefined | Promise<ProxyEntryInput | undefined>;
+
+// Keys written or deleted while a tier was switched off, replayed when it recovers. Past this
+// many the tier is cleared on recovery instead, since it can no longer be brought up to date.
+const MAX_DIRTY_KEYS = 100_000;
+const FAILED = Symbol('failed');
+type Failed = typeof FAILED;
+
+/** Per-tier state the stack keeps: counters, and the circuit breaker for degradation. */
+class TierSlot {
+  readonly counters = new TierCounters();
+  consecutiveFailures = 0;
+  degraded = false;
+  nextProbeAt = 0;
+  /** Keys changed while degraded, or `'overflow'` when there were too many to keep. */
+  dirty: Set<string> | 'overflow' | undefined;
+
+  constructor(
+    readonly tier: Tier,
+    readonly level: number,
+  ) {}
+}
+
+/**
+ * The cache: a stack of tiers, fastest first. `get` reads L1, then L2, then L3, and promotes a
+ * hit into the faster tiers; `put` writes through to every tier; entries expire by TTL; a tier
+ * that keeps failing is switched off and probed until it works again.
+ *
+ * @example
+ * const cache = await ProxyCache.open();
+ * await cache.put({ proxyUrl: 'http://user:pass@10.0.0.1:8080', source: 'provider-a' });
+ * const entry = await cache.get(deriveKey('http://10.0.0.1:8080'));
+ * entry?.password?.reveal(); // 'pass'
+ * await cache.close();
+ */
+export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
+  readonly #slots: TierSlot[];
+  readonly #clock: Clock;
+  readonly #logger: Logger;
+  readonly #options: ResolvedOptions;
+  readonly #keyring: Keyring | undefined;
+  readonly #persistent: boolean;
+  readonly #defaults: EntryDefaults & { now: number };
+  readonly #inflight = new Map<string, Promise<ProxyEntry | undefined>>();
+  readonly #background = new Set<Promise<unknown>>();
+  #sweepTimer: TimerHandle | undefined;
+  #closed = false;
+  #requests = 0;
+  #hits = 0;
+  #coalesced = 0;
+  #loads = 0;
+
+  /** Use `ProxyCache.open()`: opening tiers and finding the key are asynchronous. */
+  private constructor(options: ResolvedOptions, keyring: Keyring | undefined) {
+    super();
+    this.#options = options;
+    this.#clock = options.clock;
+    this.#logger = options.logger;
+    this.#keyring = keyring;
+    this.#slots = options.tiers.map((tier, index) => new TierSlot(tier, index + 1));
+    this.#persistent = options.tiers.some((tier) => tier.persistent);
+    const { defaultTtlSeconds, ttlBySource } = options;
+    this.#defaults = {
+      now: 0,
+      ttlSecondsFor: (source) => ttlBySource.get(source) ?? defaultTtlSeconds,
+    };
+  }
+
+  /**
+   * Validates the options, finds the encryption key (only when a tier is persistent), opens every
+   * tier and starts the expiry sweep.
+   */
+  static async open(options: ProxyCacheOptions = {}): Promise<ProxyCache> {
+    const resolved = resolveOptions(options);
+    let keyring = resolved.keyring;
+    if (keyring === undefined && resolved.tiers.some((tier) => tier.persistent)) {
+      const found = await resolveKeyring({
+        key: resolved.encryptionKey,
+        previousKeys: resolved.previousKeys,
+        keyFile: resolved.keyFile,
+        logger: resolved.logger,
+      });
+      keyring = found.keyring;
+    }
+    const cache = new ProxyCache(resolved, keyring);
+    const opened: Tier[] = [];
+    try {
+      for (const slot of cache.#slots) {
+        await slot.tier.open({
+          cipher: keyring,
+          clock: resolved.clock,
+          logger: resolved.logger,
+          onEvict: (key, reason, entry) => cache.#onTierEvict(slot, key, reason, entry),
+        });
+        opened.push(slot.tier);
+      }
+    } catch (error) {
+      await Promise.allSettled(opened.map((tier) => tier.close()));
+      throw error;
+    }
+    if (resolved.sweepIntervalMs > 0) {
+      cache.#sweepTimer = resolved.clock.every(resolved.sweepIntervalMs, () =>
+        cache.sweepExpired().catch((error: unknown) => {
+          cache.#logger.warn(`expiry sweep failed: ${describeError(error)}`);
+        }),
+      );
+    }
+    return cache;
+  }
+
+  /** The keyring credentials are sealed with, when a tier is persistent. */
+  get keyring(): Keyring | undefined {
+    return this.#keyring;
+  }
+
+  /** The tiers, fastest first. */
+  get tiers(): readonly Tier[] {
+    return this.#slots.map((slot) => slot.tier);
+  }
+
+  /**
+   * Reads `key` from the fastest tier that has it and promotes it into the faster ones.
+   * An expired entry is removed everywhere and reads as a miss.
+   */
+  async get(key: string): Promise<ProxyEntry | undefined> {
+    this.#assertOpen();
+    const now = this.#clock.now();
+    this.#requests += 1;
+    for (let index = 0; index < this.#slots.length; index += 1) {
+      const slot = this.#slots[index] as TierSlot;
+      if (!this.#available(slot, now)) continue;
+      const { tier } = slot;
+      let entry: ProxyEntry | undefined;
+      if (tier.getSync !== undefined) {
+        // Synchronous engines are called directly: an L1 hit costs no extra promise.
+        try {
+          entry = tier.getSync(key);
+          if (slot.consecutiveFailures !== 0 || slot.degraded) this.#succeeded(slot);
+        } catch (error) {
+          this.#failed(slot, error);
+          continue;
+        }
+      } else {
+        const found = await this.#attempt(slot, () => tier.get(key));
+        if (found === FAILED) continue;
+        entry = found;
+      }
+      if (entry === undefined) {
+        slot.counters.misses += 1;
+        continue;
+      }
+      if (entry.expiresAt <= now) {
+        await this.#expire(key);
+        return undefined;
+      }
+      return this.#hit(slot, index, entry, now);
+    }
+    return undefined;
+  }
+
+  /**
+   * The synchronous read: like `get`, but consults only the tiers with a synchronous engine
+   * (memory, sqlite). Use it on hot paths where an L1 hit is the common case.
+   */
+  getSync(key: string): ProxyEntry | undefined {
+    this.#assertOpen();
+    const now = this.#clock.now();
+    this.#requests += 1;
+    for (let index = 0; index < this.#slots.length; index += 1) {
+      const slot = this.#slots[index] as TierSlot;
+      const { tier } = slot;
+      if (tier.getSync === undefined || !this.#available(slot, now)) continue;
+      let entry: ProxyEntry | undefined;
+      try {
+        entry = tier.getSync(key);
+        if (slot.consecutiveFailures !== 0 || slot.degraded) this.#succeeded(slot);
+      } catch (error) {
+        this.#failed(slot, error);
+        continue;
+      }
+      if (entry === undefined) {
+        slot.counters.misses += 1;
+        continue;
+      }
+      if (entry.expiresAt <= now) {
+        this.#track(this.#expire(key));
+        return undefined;
+      }
+      return this.#hit(slot, index, entry, now);
+    }
+    return undefined;
+  }
+
+  /**
+   * Validates `input` into a full entry and writes it through to every tier; resolves once each
+   * persistent tier has made it durable. Credentials are encrypted once and the same token goes
+   * to every persistent tier. Rejects with `E_TIER_UNAVAILABLE` only when no tier took the write.
+   */
+  async put(input: ProxyEntryInput): Promise<ProxyEntry> {
+    this.#assertOpen();
+    const defaults = this.#defaults;
+    defaults.now = this.#clock.now();
+    const entry = createEntry(input, defaults);
+    await this.#writeThrough(entry);
+    return entry;
+  }
+
+  /** True when a live (unexpired) entry for `key` is in any tier. Counts no statistics. */
+  async has(key: string): Promise<boolean> {
+    this.#assertOpen();
+    const found = await this.#find(key);
+    return found !== undefined && found.entry.expiresAt > this.#clock.now();
+  }
+
+  /** The entry without promotion, statistics or access-time changes; `undefined` if absent or expired. */
+  async peek(key: string): Promise<ProxyEntry | undefined> {
+    this.#assertOpen();
+    const found = await this.#find(key);
+    return found !== undefined && found.entry.expiresAt > this.#clock.now()
+      ? found.entry
+      : undefined;
+  }
+
+  /** Removes `key` from every tier; resolves `true` when any tier held it. */
+  async delete(key: string): Promise<boolean> {
+    this.#assertOpen();
+    const removed = await this.#deleteEverywhere(key);
+    return removed.length > 0;
+  }
+
+  /** Removes every entry from every tier. */
+  async clear(): Promise<void> {
+    this.#assertOpen();
+    await Promise.all(this.#slots.map((slot) => this.#attempt(slot, () => slot.tier.clear())));
+  }
+
+  /**
+   * Streams the keys of every tier, each once, without loading them all: a tier's key is skipped
+   * when a faster tier holds it.
+   */
+  async *keys(): AsyncIterable<string> {
+    for await (const [key] of this.#walk(false)) yield key;
+  }
+
+  /** Streams live entries, each once, fastest tier's copy first. No statistics are counted. */
+  async *entries(): AsyncIterable<ProxyEntry> {
+    const now = this.#clock.now();
+    for await (const [, entry] of this.#walk(true)) {
+      if (entry !== undefined && entry.expiresAt > now) yield entry;
+    }
+  }
+
+  /**
+   * `get`, and on a miss one call of `loader` whose result is stored and returned. Concurrent
+   * calls for the same key share that one loader call (single-flight).
+   */
+  getOrLoad(key: string, loader: Loader): Promise<ProxyEntry | undefined> {
+    this.#assertOpen();
+    const running = this.#inflight.get(key);
+    if (running !== undefined) {
+      this.#coalesced += 1;
+      return running;
+    }
+    const load = (async () => {
+      const cached = await this.get(key);
+      if (cached !== undefined) return cached;
+      this.#loads += 1;
+      const input = await loader(key);
+      if (input === undefined) return undefined;
+      return this.put({ ...input, key: input.key ?? key });
+    })();
+    this.#inflight.set(key, load);
+    const forget = () => {
+      this.#inflight.delete(key);
+    };
+    load.then(forget, forget);
+    return load;
+  }
+
+  /**
+   * Records a failed use of a proxy (proxywhirl's `invalidate_by_health`): its failure count rises
+   * by one and it is marked unhealthy; at `healthFailureThreshold` it is evicted from every tier.
+   * Resolves `undefined` when the key is not cached.
+   */
+  async reportFailure(key: string): Promise<FailureReport | undefined> {
+    this.#assertOpen();
+    const found = await this.#find(key);
+    if (found === undefined) return undefined;
+    const failureCount = found.entry.failureCount + 1;
+    if (failureCount >= this.#options.healthFailureThreshold) {
+      const removedFrom = await this.#deleteEverywhere(key);
+      for (const slot of removedFrom) this.#countEviction(slot, key, 'health');
+      return { key, failureCount, evicted: true };
+    }
+    await this.#updateEverywhere(key, { failureCount, healthStatus: 'unhealthy' });
+    return { key, failureCount, evicted: false };
+  }
+
+  /** Removes every expired entry from every tier now (the background sweep calls this). */
+  async sweepExpired(): Promise<number> {
+    this.#assertOpen();
+    const now = this.#clock.now();
+    const expired = new Set<string>();
+    await Promise.all(
+      this.#slots.map(async (slot) => {
+        if (!this.#available(slot, now)) return;
+        const keys = await this.#attempt(slot, () => slot.tier.deleteExpired(now));
+        if (keys === FAILED) return;
+        for (const key of keys) {
+          this.#countEviction(slot, key, 'ttl');
+          expired.add(key);
+        }
+      }),
+    );
+    if (this.listenerCount('expire') > 0) {
+      for (const key of expired) this.emit('expire', { key });
+    }
+    return expired.size;
+  }
+
+  /** Counters of the cache and of each tier, with each tier's current size. */
+  async stats(): Promise<CacheStats> {
+    this.#assertOpen();
+    const tiers = await Promise.all(
+      this.#slots.map(async (slot) => {
+        let entries: number | undefined;
+        if (!slot.degraded) {
+          const size = await this.#attempt(slot, () => slot.tier.size());
+          if (size !== FAILED) entries = size;
+        }
+        return slot.counters.snapshot(slot.tier.name, slot.level, entries, slot.degraded);
+      }),
+    );
+    return {
+      requests: this.#requests,
+      hits: this.#hits,
+      misses: this.#requests - this.#hits,
+      hitRate: this.#requests === 0 ? 0 : this.#hits / this.#requests,
+      coalesced: this.#coalesced,
+      loads: this.#loads,
+      tiers,
+    };
+  }
+
+  /**
+   * Resolves once the writes the cache started on its own (promotions, demotion marks, a
+   * recovered tier's catch-up) have finished.
+   */
+  async flush(): Promise<void> {
+    while (this.#background.size > 0) {
+      await Promise.allSettled([...this.#background]);
+    }
+  }
+
+  /** Stops the sweep, waits for background writes, and closes every tier. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#sweepTimer?.cancel();
+    this.#sweepTimer = undefined;
+    await this.flush();
+    const results = await Promise.allSettled(this.#slots.map((slot) => slot.tier.close()));
+    for (const [index, result] of results.entries()) {
+      if (result.status === 'rejected') {
+        const name = this.#slots[index]?.tier.name ?? '?';
+        this.#logger.warn(`closing tier "${name}" failed: ${describeError(result.reason)}`);
+      }
+    }
+  }
+
+  /** True once `close()` has been called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  // The default inspect would walk private state; show only what is safe and useful.
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    const tiers = this.#slots.map((slot) => slot.tier.name).join(' -> ');
+    return `ProxyCache { tiers: ${tiers}, requests: ${this.#requests}, closed: ${this.#closed} }`;
+  }
+
+  toJSON(): { tiers: string[]; closed: boolean } {
+    return { tiers: this.#slots.map((slot) => slot.tier.name), closed: this.#closed };
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  #hit(slot: TierSlot, index: number, entry: ProxyEntry, now: number): ProxyEntry {
+    slot.counters.hits += 1;
+    this.#hits += 1;
+    entry.lastAccessed = now;
+    entry.accessCount += 1;
+    if (index > 0) this.#promote(entry, index);
+    return entry;
+  }
+
+  /** Copies an entry found in tier `index` into every faster tier. */
+  #promote(entry: ProxyEntry, index: number): void {
+    const now = entry.lastAccessed;
+    const wasDemoted = entry.evictedFromL1;
+    entry.evictedFromL1 = false;
+    for (let faster = 0; faster < index; faster += 1) {
+      const slot = this.#slots[faster] as TierSlot;
+      if (!this.#available(slot, now)) continue;
+      slot.counters.promotions += 1;
+      const { tier } = slot;
+      if (tier.setSync !== undefined) {
+        try {
+          tier.setSync(entry);
+          this.#succeeded(slot);
+        } catch (error) {
+          this.#failed(slot, error);
+        }
+      } else {
+        this.#track(this.#attempt(slot, () => tier.set(entry)));
+      }
+    }
+    if (wasDemoted) {
+      // proxywhirl never cleared the flag; it is reset once the entry is back in L1.
+      const slower = this.#slots.slice(index);
+      for (const slot of slower) {
+        this.#track(
+          this.#attempt(slot, () => slot.tier.update(entry.key, { evictedFromL1: false })),
+        );
+      }
+    }
+  }
+
+  /** The first tier's copy of `key`, without statistics or promotion. */
+  async #find(key: string): Promise<{ slot: TierSlot; entry: ProxyEntry } | undefined> {
+    const now = this.#clock.now();
+    for (const slot of this.#slots) {
+      if (!this.#available(slot, now)) continue;
+      const { tier } = slot;
+      const entry = await this.#attempt(slot, () =>
+        tier.peekSync === undefined ? tier.get(key) : tier.peekSync(key),
+      );
+      if (entry !== FAILED && entry !== undefined) return { slot, entry };
+    }
+    return undefined;
+  }
+
+  /** Walks every tier's keys (and entries when asked), skipping keys a faster tier holds. */
+  async *#walk(withEntries: boolean): AsyncIterable<[string, ProxyEntry | undefined]> {
+    this.#assertOpen();
+    const now = this.#clock.now();
+    const usable = this.#slots.filter((slot) => this.#available(slot, now));
+    for (let index = 0; index < usable.length; index += 1) {
+      const slot = usable[index] as TierSlot;
+      const faster = usable.slice(0, index);
+      try {
+        if (withEntries) {
+          for await (const entry of slot.tier.entries()) {
+            if (!(await this.#heldByAny(faster, entry.key))) yield [entry.key, entry];
+          }
+        } else {
+          for await (const key of slot.tier.keys()) {
+            if (!(await this.#heldByAny(faster, key))) yield [key, undefined];
+          }
+        }
+      } catch (error) {
+        this.#failed(slot, error);
+      }
+    }
+  }
+
+  async #heldByAny(slots: TierSlot[], key: string): Promise<boolean> {
+    for (const slot of slots) {
+      const { tier } = slot;
+      const held = tier.hasSync !== undefined ? tier.hasSync(key) : await tier.has(key);
+      if (held) return true;
+    }
+    return false;
+  }
+
+  // ---------------------------------------------------------------- writes
+
+  async #writeThrough(entry: ProxyEntry): Promise<void> {
+    const now = this.#defaults.now;
+    if (this.#persistent && this.#keyring !== undefined) {
+      // Sealed once here; every persistent tier writes the same token.
+      entry.username?.seal(this.#keyring);
+      entry.password?.seal(this.#keyring);
+    }
+    let written = 0;
+    let pending: Promise<unknown>[] | undefined;
+    let lastError: unknown;
+    for (const slot of this.#slots) {
+      if (!this.#available(slot, now)) {
+        this.#markDirty(slot, entry.key);
+        continue;
+      }
+      const { tier } = slot;
+      if (tier.setSync !== undefined) {
+        try {
+          tier.setSync(entry);
+          if (slot.consecutiveFailures !== 0 || slot.degraded) this.#succeeded(slot);
+          written += 1;
+        } catch (error) {
+          lastError = error;
+          this.#failed(slot, error);
+          this.#markDirty(slot, entry.key);
+        }
+      } else {
+        (pending ??= []).push(
+          this.#attempt(slot, () => tier.set(entry)).then((result) => {
+            if (result === FAILED) this.#markDirty(slot, entry.key);
+            else written += 1;
+          }),
+        );
+      }
+    }
+    if (pending !== undefined) await Promise.all(pending);
+    if (written === 0) {
+      throw new TierUnavailableError(
+        `no tier accepted the write of entry ${entry.key}; every tier failed or is degraded`,
+        { cause: lastError },
+      );
+    }
+  }
+
+  async #updateEverywhere(key: string, patch: EntryPatch): Promise<void> {
+    const now = this.#clock.now();
+    await Promise.all(
+      this.#slots.map(async (slot) => {
+        if (!this.#available(slot, now)) {
+          this.#markDirty(slot, key);
+          return;
+        }
+        const result = await this.#attempt(slot, () => slot.tier.update(key, patch));
+        if (result === FAILED) this.#markDirty(slot, key);
+      }),
+    );
+  }
+
+  /** Deletes `key` from every tier; resolves the slots that held it. */
+  async #deleteEverywhere(key: string): Promise<TierSlot[]> {
+    const now = this.#clock.now();
+    const removedFrom: TierSlot[] = [];
+    await Promise.all(
+      this.#slots.map(async (slot) => {
+        if (!this.#available(slot, now)) {
+          this.#markDirty(slot, key);
+          return;
+        }
+        const { tier } = slot;
+        const removed = await this.#attempt(slot, () =>
+          tier.deleteSync === undefined ? tier.delete(key) : tier.deleteSync(key),
+        );
+        if (removed === FAILED) this.#markDirty(slot, key);
+        else if (removed) removedFrom.push(slot);
+      }),
+    );
+    return removedFrom;
+  }
+
+  async #expire(key: string): Promise<void> {
+    const removedFrom = await this.#deleteEverywhere(key);
+    for (const slot of removedFrom) this.#countEviction(slot, key, 'ttl');
+    if (this.listenerCount('expire') > 0) this.emit('expire', { key });
+  }
+
+  // ---------------------------------------------------------------- evictions
+
+  #onTierEvict(
+    slot: TierSlot,
+    key: string,
+    reason: EvictionReason,
+    entry: ProxyEntry | undefined,
+  ): void {
+    this.#countEviction(slot, key, reason);
+    if (reason !== 'lru' || slot.level !== 1 || this.#slots.length === 1 || entry === undefined) {
+      return;
+    }
+    // proxywhirl's demotion: the entry stays in the slower tiers, flagged as out of L1, with the
+    // access counts L1 gathered (L1 hits never write to the slower tiers one by one).
+    slot.counters.demotions += 1;
+    const patch: EntryPatch = {
+      evictedFromL1: true,
+      lastAccessed: entry.lastAccessed,
+      accessCount: entry.accessCount,
+    };
+    for (const slower of this.#slots.slice(1)) {
+      this.#track(
+        this.#attempt(slower, async () => {
+          if (await slower.tier.update(key, patch)) return;
+          // The slower tier missed the original write (it was degraded then): give it the entry.
+          await slower.tier.set({ ...entry, ...patch });
+        }),
+      );
+    }
+  }
+
+  #countEviction(slot: TierSlot, key: string, reason: EvictionReason): void {
+    slot.counters.evictions[reason] += 1;
+    if (this.listenerCount('evict') > 0) this.emit('evict', { key, tier: slot.tier.name, reason });
+  }
+
+  // ---------------------------------------------------------------- degradation
+
+  /** Whether to call this tier now: yes unless degraded, and once per probe interval if so. */
+  #available(slot: TierSlot, now: number): boolean {
+    if (!slot.degraded) return true;
+    if (now < slot.nextProbeAt) return false;
+    slot.nextProbeAt = now + this.#options.tierProbeIntervalMs;
+    return true;
+  }
+
+  /** Runs one tier call with the tier's timeout; failures are counted and become `FAILED`. */
+  async #attempt<T>(slot: TierSlot, call: () => T | Promise<T>): Promise<T | Failed> {
+    try {
+      const { timeoutMs } = slot.tier;
+      const result =
+        timeoutMs === undefined ? await call() : await withTimeout(slot, call, timeoutMs);
+      if (slot.consecutiveFailures !== 0 || slot.degraded) this.#succeeded(slot);
+      return result;
+    } catch (error) {
+      this.#failed(slot, error);
+      return FAILED;
+    }
+  }
+
+  #succeeded(slot: TierSlot): void {
+    slot.consecutiveFailures = 0;
+    if (!slot.degraded) return;
+    slot.degraded = false;
+    this.#logger.info(`tier "${slot.tier.name}" works again and is back in service`);
+    const dirty = slot.dirty;
+    slot.dirty = undefined;
+    if (dirty !== undefined) this.#track(this.#resync(slot, dirty));
+    if (this.listenerCount('recover') > 0) this.emit('recover', { tier: slot.tier.name });
+  }
+
+  #failed(slot: TierSlot, error: unknown): void {
+    slot.counters.errors += 1;
+    slot.consecutiveFailures += 1;
+    if (slot.degraded) return;
+    this.#logger.debug(`tier "${slot.tier.name}" failed: ${describeError(error)}`);
+    if (slot.consecutiveFailures < this.#options.tierFailureThreshold) return;
+    slot.degraded = true;
+    slot.counters.degradations += 1;
+    slot.nextProbeAt = this.#clock.now() + this.#options.tierProbeIntervalMs;
+    slot.dirty = new Set();
+    this.#logger.warn(
+      `tier "${slot.tier.name}" switched off after ${slot.consecutiveFailures} consecutive failures (${describeError(error)}); the other tiers keep serving`,
+    );
+    if (this.listenerCount('degrade') > 0) {
+      const asError = error instanceof Error ? error : new TierError(slot.tier.name, String(error));
+      this.emit('degrade', { tier: slot.tier.name, error: asError });
+    }
+  }
+
+  #markDirty(slot: TierSlot, key: string): void {
+    if (slot.dirty === undefined || slot.dirty === 'overflow') return;
+    slot.dirty.add(key);
+    if (slot.dirty.size > MAX_DIRTY_KEYS) slot.dirty = 'overflow';
+  }
+
+  /** Brings a recovered tier up to date with the writes and deletes it missed. */
+  async #resync(slot: TierSlot, dirty: Set<string> | 'overflow'): Promise<void> {
+    const { tier } = slot;
+    if (dirty === 'overflow') {
+      this.#logger.warn(
+        `tier "${tier.name}" missed more than ${MAX_DIRTY_KEYS} changes while switched off; clearing it`,
+      );
+      await this.#attempt(slot, () => tier.clear());
+      return;
+    }
+    for (const key of dirty) {
+      let current: ProxyEntry | undefined;
+      for (const other of this.#slots) {
+        if (other === slot || other.degraded) continue;
+        const found = await this.#attempt(other, () => other.tier.get(key));
+        if (found !== FAILED && found !== undefined) {
+          current = found;
+          break;
+        }
+      }
+      if (current === undefined) await this.#attempt(slot, () => tier.delete(key));
+      else {
+        if (tier.persistent && this.#keyring !== undefined) {
+          current.username?.seal(this.#keyring);
+          current.password?.seal(this.#keyring);
+        }
+        const copy = current;
+        await this.#attempt(slot, () => tier.set(copy));
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- plumbing
+
+  #track(work: Promise<unknown>): void {
+    this.#background.add(work);
+    const done = () => {
+      this.#background.delete(work);
+    };
+    work.then(done, done);
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new ClosedError('the cache is closed');
+  }
+}
+
+async function withTimeout<T>(
+  slot: TierSlot,
+  call: () => T | Promise<T>,
+  timeoutMs: number,
+): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => {
+      reject(
+        new TierTimeoutError(
+          slot.tier.name,
+          `tier "${slot.tier.name}" did not answer within ${timeoutMs} ms`,
+        ),
+      );
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([Promise.resolve().then(call), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function describeError(error: unknown): string {
+  if (error instanceof ProxyTierError) return `${error.code}: ${error.message}`;
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return typeof code === 'string' ? `${code}: ${error.message}` : error.message;
+  }
+  return String(error);
+}

@@ -1,0 +1,117 @@
+import { inspect } from 'node:util';
+import { DecryptionError } from '../errors.js';
+
+/** What every printed form of a secret shows instead of its value. */
+export const REDACTED = '[redacted]';
+
+/** Anything that can turn a secret into a Fernet token and back (a `Keyring`). */
+export interface TokenCipher {
+  encrypt(plaintext: string): string;
+  decrypt(token: string): string;
+}
+
+/**
+ * A credential (proxy username or password). Every way a value is usually printed shows
+ * `[redacted]`: `String()`, template literals, `JSON.stringify`, `util.inspect` and
+ * `console.log`. Only `reveal()` returns the value.
+ *
+ * A secret read from a persistent tier holds only its Fernet token and is decrypted on the first
+ * `reveal()`, so a read that never uses the credential never pays for decryption, and a token that
+ * no key can decrypt fails only that call (with `E_DECRYPT`), never the whole entry.
+ *
+ * @example
+ * const password = new Secret('hunter2');
+ * `${password}`;        // '[redacted]'
+ * password.reveal();    // 'hunter2'
+ */
+export class Secret {
+  #plaintext: string | undefined;
+  #token: string | undefined;
+  #cipher: TokenCipher | undefined;
+  #label: string;
+
+  /** Wraps a plaintext credential. */
+  constructor(plaintext: string) {
+    this.#plaintext = plaintext;
+    this.#label = 'credential';
+  }
+
+  /**
+   * A secret known only by its Fernet token; `cipher` decrypts it on first `reveal()`.
+   * `label` names it in errors (for example `password of entry 5767fc14bc03465a`).
+   */
+  static fromToken(token: string, cipher: TokenCipher, label = 'credential'): Secret {
+    const secret = new Secret('');
+    secret.#plaintext = undefined;
+    secret.#token = token;
+    secret.#cipher = cipher;
+    secret.#label = label;
+    return secret;
+  }
+
+  /** Returns the plaintext. Throws `DecryptionError` (`E_DECRYPT`) when the token cannot be decrypted. */
+  reveal(): string {
+    if (this.#plaintext !== undefined) return this.#plaintext;
+    // fromToken always sets both; this narrows the types.
+    const token = this.#token as string;
+    const cipher = this.#cipher as TokenCipher;
+    try {
+      this.#plaintext = cipher.decrypt(token);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : 'unknown error';
+      throw new DecryptionError(`cannot decrypt the ${this.#label}: ${reason}`, { cause: error });
+    }
+    return this.#plaintext;
+  }
+
+  /**
+   * The Fernet token for this secret, encrypting with `cipher` only the first time: the stack
+   * seals a secret once and writes the same token to every persistent tier.
+   */
+  seal(cipher: TokenCipher): string {
+    if (this.#token === undefined) {
+      this.#token = cipher.encrypt(this.#plaintext as string);
+    }
+    return this.#token;
+  }
+
+  /** The token if this secret has been sealed or was read sealed; `undefined` otherwise. */
+  get token(): string | undefined {
+    return this.#token;
+  }
+
+  /** True when the plaintext is at hand without decrypting. */
+  get isRevealed(): boolean {
+    return this.#plaintext !== undefined;
+  }
+
+  /**
+   * Replaces the token (for example after key rotation re-encrypted it). The plaintext, if
+   * known, is kept: the new token holds the same value.
+   */
+  replaceToken(token: string): void {
+    this.#token = token;
+  }
+
+  toString(): string {
+    return REDACTED;
+  }
+
+  toJSON(): string {
+    return REDACTED;
+  }
+
+  [Symbol.toPrimitive](): string {
+    return REDACTED;
+  }
+
+  [inspect.custom](): string {
+    return `Secret(${REDACTED})`;
+  }
+}
+
+/** Accepts a plaintext string or an existing `Secret`; `undefined`/`null`/`''` mean no credential. */
+export function toSecret(value: string | Secret | null | undefined): Secret | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  return value instanceof Secret ? value : new Secret(value);
+}

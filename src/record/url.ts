@@ -1,0 +1,106 @@
+import { createHash } from 'node:crypto';
+import { InvalidProxyUrlError } from '../errors.js';
+
+/** Proxy schemes proxytier accepts, with the port assumed when a URL gives none. */
+export const PROXY_SCHEMES: Readonly<Record<string, number>> = Object.freeze({
+  http: 80,
+  https: 443,
+  socks4: 1080,
+  socks4a: 1080,
+  socks5: 1080,
+  socks5h: 1080,
+});
+
+/** A proxy URL split into its canonical form (no credentials) and the credentials it carried. */
+export interface CanonicalProxyUrl {
+  /** `scheme://host:port`, lower-case scheme and host, explicit port, no path. */
+  url: string;
+  scheme: string;
+  host: string;
+  port: number;
+  /** Inline username, percent-decoded, if the URL carried one. */
+  username?: string;
+  /** Inline password, percent-decoded, if the URL carried one. */
+  password?: string;
+}
+
+// Matches a URL that is already canonical, so the hot path can skip the WHATWG parser.
+const CANONICAL =
+  /^(https?|socks4a?|socks5h?):\/\/([a-z0-9.-]+|\[[0-9a-f:.]+\]):([1-9][0-9]{0,4})$/;
+
+/** True when `url` is already in canonical form (cheap check used on every put). */
+export function isCanonicalProxyUrl(url: string): boolean {
+  const match = CANONICAL.exec(url);
+  return match !== null && Number(match[3]) <= 65_535;
+}
+
+/**
+ * Parses a proxy URL (`[scheme://][user:pass@]host[:port]`, scheme defaulting to `http`) into its
+ * canonical form, moving inline credentials out of it. Throws `InvalidProxyUrlError` naming what
+ * is wrong; the message never repeats the credentials.
+ *
+ * @example
+ * canonicalizeProxyUrl('HTTP://bob:s3cret@Example.com:8080')
+ * // { url: 'http://example.com:8080', scheme: 'http', host: 'example.com', port: 8080,
+ * //   username: 'bob', password: 's3cret' }
+ */
+export function canonicalizeProxyUrl(input: string): CanonicalProxyUrl {
+  if (typeof input !== 'string' || input.trim() === '') {
+    throw new InvalidProxyUrlError('proxyUrl', '"proxyUrl" must be a non-empty string');
+  }
+  const trimmed = input.trim();
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(trimmed) ? trimmed : `http://${trimmed}`;
+  let parsed: URL;
+  try {
+    parsed = new URL(withScheme);
+  } catch {
+    throw new InvalidProxyUrlError(
+      'proxyUrl',
+      `"proxyUrl" is not a valid URL: ${describeWithoutCredentials(trimmed)}`,
+    );
+  }
+  const scheme = parsed.protocol.slice(0, -1).toLowerCase();
+  const defaultPort = PROXY_SCHEMES[scheme];
+  if (defaultPort === undefined) {
+    throw new InvalidProxyUrlError(
+      'proxyUrl',
+      `"proxyUrl" has unsupported scheme "${scheme}" (expected one of ${Object.keys(PROXY_SCHEMES).join(', ')}): ${describeWithoutCredentials(trimmed)}`,
+    );
+  }
+  if (parsed.hostname === '') {
+    throw new InvalidProxyUrlError(
+      'proxyUrl',
+      `"proxyUrl" has no host: ${describeWithoutCredentials(trimmed)}`,
+    );
+  }
+  if ((parsed.pathname !== '' && parsed.pathname !== '/') || parsed.search || parsed.hash) {
+    throw new InvalidProxyUrlError(
+      'proxyUrl',
+      `"proxyUrl" must not have a path, query or fragment: ${describeWithoutCredentials(trimmed)}`,
+    );
+  }
+  // WHATWG drops a port equal to the scheme's default; a proxy URL keeps it explicit so that
+  // `http://h:80` and `http://h` name the same proxy and hash to the same key.
+  const port = parsed.port === '' ? defaultPort : Number(parsed.port);
+  const host = parsed.hostname.toLowerCase();
+  const result: CanonicalProxyUrl = { url: `${scheme}://${host}:${port}`, scheme, host, port };
+  if (parsed.username !== '') result.username = decodeURIComponent(parsed.username);
+  if (parsed.password !== '') result.password = decodeURIComponent(parsed.password);
+  return result;
+}
+
+/**
+ * proxywhirl's cache key: the first 16 hex characters of SHA-256 over the proxy URL.
+ */
+export function deriveKey(proxyUrl: string): string {
+  return createHash('sha256').update(proxyUrl).digest('hex').slice(0, 16);
+}
+
+/** Shows a URL in an error message with any inline credentials replaced. */
+export function describeWithoutCredentials(url: string): string {
+  const shown = url.replace(
+    /^([a-z][a-z0-9+.-]*:\/\/)?[^@/\s]*@/i,
+    (_all, scheme?: string) => `${scheme ?? ''}[credentials]@`,
+  );
+  return JSON.stringify(shown.length > 200 ? `${shown.slice(0, 200)}...` : shown);
+}

@@ -1,0 +1,97 @@
+import type { Clock } from '../clock.js';
+import type { Logger } from '../logger.js';
+import type { ProxyEntry } from '../record/entry.js';
+import type { TokenCipher } from '../record/secret.js';
+
+/** Why an entry left a tier. `delete` and `clear` calls are not evictions and are not counted. */
+export type EvictionReason = 'lru' | 'ttl' | 'health' | 'corruption';
+
+/** Every eviction reason, in the order statistics print them. */
+export const EVICTION_REASONS: readonly EvictionReason[] = ['lru', 'ttl', 'health', 'corruption'];
+
+/** What the stack hands a tier when it opens it. */
+export interface TierContext {
+  /** Encrypts and decrypts credentials; persistent tiers store only tokens. */
+  cipher: TokenCipher | undefined;
+  clock: Clock;
+  logger: Logger;
+  /**
+   * Called when the tier drops an entry on its own: LRU pressure, a corrupt record it skipped.
+   * `entry` is given when the tier still has it at hand (the memory tier always does).
+   */
+  onEvict(key: string, reason: EvictionReason, entry: ProxyEntry | undefined): void;
+}
+
+/** Fields the stack may change on a stored entry without rewriting its credentials. */
+export type EntryPatch = Partial<
+  Pick<
+    ProxyEntry,
+    | 'lastAccessed'
+    | 'accessCount'
+    | 'healthStatus'
+    | 'failureCount'
+    | 'evictedFromL1'
+    | 'lastHealthCheck'
+    | 'consecutiveHealthFailures'
+    | 'consecutiveHealthSuccesses'
+    | 'recoveryAttempt'
+    | 'nextCheckTime'
+    | 'lastHealthError'
+    | 'totalHealthChecks'
+    | 'totalHealthCheckFailures'
+  >
+>;
+
+/**
+ * The contract every tier implements (memory, jsonl, sqlite, redis, and test tiers). The stack is
+ * the only caller: it decides TTL, promotion and degradation; a tier stores, finds and forgets.
+ *
+ * Every method is asynchronous so a network tier fits behind it. A tier whose engine is
+ * synchronous may also implement the optional `*Sync` methods, which the stack prefers on its
+ * hot paths. A method that fails throws (or rejects with) a `TierError`.
+ *
+ * Before `set`, the stack has sealed every secret of a `persistent` tier's entry
+ * (`secret.token` is set), so a tier writes tokens and never encrypts. A persistent tier returns
+ * secrets made with `Secret.fromToken(token, context.cipher)`.
+ */
+export interface Tier {
+  /** Short name used in statistics, events and errors (`memory`, `sqlite`, ...). */
+  readonly name: string;
+  /** True when the tier stores entries outside the process (its secrets must be sealed). */
+  readonly persistent: boolean;
+  /**
+   * How long the stack waits for one call before it counts as a failure (`E_TIER_TIMEOUT`).
+   * Unset for tiers that cannot hang (in-process engines).
+   */
+  readonly timeoutMs?: number | undefined;
+
+  /** Opens files or connections. Called once, before any other method. */
+  open(context: TierContext): Promise<void>;
+  /** The stored entry, or `undefined`. Does not check expiry: the stack does. */
+  get(key: string): Promise<ProxyEntry | undefined>;
+  getSync?(key: string): ProxyEntry | undefined;
+  /** Like `getSync` but without counting as a use (no change to LRU recency). */
+  peekSync?(key: string): ProxyEntry | undefined;
+  /** Stores the entry, replacing any under the same key. Resolves once it is durable. */
+  set(entry: ProxyEntry): Promise<void>;
+  setSync?(entry: ProxyEntry): void;
+  /** Changes some fields of a stored entry. Resolves `false` when the key is absent. */
+  update(key: string, patch: EntryPatch): Promise<boolean>;
+  /** Removes the entry. Resolves `true` when it existed. */
+  delete(key: string): Promise<boolean>;
+  deleteSync?(key: string): boolean;
+  has(key: string): Promise<boolean>;
+  hasSync?(key: string): boolean;
+  /** Removes every entry; resolves the number removed. */
+  clear(): Promise<number>;
+  /** Number of stored entries (expired ones included until they are removed). */
+  size(): Promise<number>;
+  /** Streams the stored keys without loading every entry. */
+  keys(): AsyncIterable<string>;
+  /** Streams the stored entries. */
+  entries(): AsyncIterable<ProxyEntry>;
+  /** Removes every entry with `expiresAt <= now` in bulk; resolves their keys. */
+  deleteExpired(now: number): Promise<string[]>;
+  /** Flushes and releases everything the tier holds open. Idempotent. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,138 @@
+import { describe, expect, it } from 'vitest';
+import type { DegradeEvent, RecoverEvent } from '../../src/proxy-cache.js';
+import { FaultTier } from '../../src/tiers/fault.js';
+import { MemoryTier } from '../../src/tiers/memory.js';
+import { openCache, openThreeTiers, proxy, recordingLogger } from './helpers.js';
+
+describe('graceful degradation', () => {
+  it('switches a failing tier off after N consecutive failures and keeps serving', async () => {
+    const logger = recordingLogger();
+    const { cache, l1, l2 } = await openThreeTiers({ tierFailureThreshold: 3, logger });
+    const degraded: DegradeEvent[] = [];
+    cache.on('degrade', (event) => degraded.push(event));
+    const entries = await Promise.all(
+      [1, 2, 3, 4].map((index) => cache.put({ proxyUrl: proxy(index) })),
+    );
+    for (const entry of entries) await l1.delete(entry.key);
+
+    l2.failAll();
+    for (const entry of entries.slice(0, 3)) {
+      expect((await cache.get(entry.key))?.key).toBe(entry.key); // served by L3
+    }
+    expect(degraded.map((event) => event.tier)).toEqual(['l2']);
+    expect(degraded[0]?.error).toMatchObject({ code: 'E_TIER' });
+    const callsWhenDegraded = l2.calls.get;
+    await l1.delete(entries[3]!.key);
+    expect(await cache.get(entries[3]!.key)).toBeDefined();
+    expect(l2.calls.get).toBe(callsWhenDegraded); // a degraded tier is not called at all
+    await cache.put({ proxyUrl: proxy(9) }); // writes still land in L1 and L3
+    const stats = await cache.stats();
+    expect(stats.tiers[1]).toMatchObject({
+      degraded: true,
+      degradations: 1,
+      errors: 3,
+      entries: undefined,
+    });
+    expect(logger.lines.filter((line) => line.level === 'warn')).toHaveLength(1);
+    expect(logger.lines.find((line) => line.level === 'warn')?.message).toContain(
+      'tier "l2" switched off',
+    );
+    await cache.close();
+  });
+
+  it('probes a degraded tier after the probe interval, recovers it, and replays what it missed', async () => {
+    const { cache, clock, l2 } = await openThreeTiers({
+      tierFailureThreshold: 2,
+      tierProbeIntervalMs: 30_000,
+    });
+    const recovered: RecoverEvent[] = [];
+    cache.on('recover', (event) => recovered.push(event));
+    const kept = await cache.put({ proxyUrl: proxy(1) });
+    const removed = await cache.put({ proxyUrl: proxy(2) });
+    l2.failAll();
+    await cache.put({ proxyUrl: proxy(3) });
+    await cache.put({ proxyUrl: proxy(4) }); // second failure: l2 is now off
+    const missed = await cache.put({ proxyUrl: proxy(5), source: 'while-degraded' });
+    await cache.delete(removed.key);
+    l2.heal();
+
+    await clock.advance(29_999);
+    await cache.get('probe-not-yet');
+    expect(recovered).toEqual([]);
+    await clock.advance(1);
+    await cache.get('probe-now'); // this call probes l2, which answers
+    expect(recovered).toEqual([{ tier: 'l2' }]);
+    await cache.flush();
+
+    expect(await l2.has(kept.key)).toBe(true);
+    expect(await l2.has(removed.key)).toBe(false); // the delete it missed was replayed
+    expect((await l2.get(missed.key))?.source).toBe('while-degraded'); // and the writes
+    expect(await l2.has((await cache.peek(missed.key))!.key)).toBe(true);
+    const stats = await cache.stats();
+    expect(stats.tiers[1]).toMatchObject({ degraded: false, degradations: 1 });
+    await cache.close();
+  });
+
+  it('stays off when the probe fails, and probes again an interval later', async () => {
+    const { cache, clock, l2 } = await openThreeTiers({
+      tierFailureThreshold: 1,
+      tierProbeIntervalMs: 1_000,
+    });
+    l2.failAll();
+    await cache.get('a');
+    const afterDegrade = l2.calls.get;
+    await clock.advance(1_000);
+    await cache.get('b'); // probe: fails
+    await cache.get('c'); // not probed again yet
+    expect(l2.calls.get).toBe(afterDegrade + 1);
+    l2.heal();
+    await clock.advance(1_000);
+    await cache.get('d');
+    expect((await cache.stats()).tiers[1]?.degraded).toBe(false);
+    await cache.close();
+  });
+
+  it('does not hang on a tier that never answers: its calls time out', async () => {
+    const slow = new FaultTier({ name: 'slow', timeoutMs: 50 });
+    const l3 = new FaultTier({ name: 'l3' });
+    const { cache } = await openCache({ tiers: [new MemoryTier({ maxEntries: 10 }), slow, l3] });
+    const entry = await cache.put({ proxyUrl: proxy(1) });
+    slow.setLatency(60_000);
+    const started = Date.now();
+    await cache.delete(entry.key).catch(() => undefined);
+    await l3.set(entry);
+    const found = await cache.get(entry.key);
+    expect(found?.key).toBe(entry.key);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect((await cache.stats()).tiers[1]?.errors).toBeGreaterThanOrEqual(2);
+    await cache.close();
+  });
+
+  it('rejects a write only when no tier at all took it', async () => {
+    const l1 = new FaultTier({ name: 'a', persistent: false });
+    const l2 = new FaultTier({ name: 'b' });
+    const { cache } = await openCache({ tiers: [l1, l2] });
+    l1.failAll();
+    await expect(cache.put({ proxyUrl: proxy(1) })).resolves.toBeDefined();
+    l2.failAll();
+    await expect(cache.put({ proxyUrl: proxy(2) })).rejects.toMatchObject({
+      code: 'E_TIER_UNAVAILABLE',
+    });
+    await cache.close();
+  });
+
+  it('skips a corrupt record, counts it, and serves the entry from a slower tier', async () => {
+    const { cache, l1, l2 } = await openThreeTiers();
+    const entry = await cache.put({ proxyUrl: proxy(1), password: 'kept' });
+    await l1.delete(entry.key);
+    l2.corrupt(entry.key);
+    const found = await cache.get(entry.key);
+    expect(found?.password?.reveal()).toBe('kept');
+    const stats = await cache.stats();
+    expect(stats.tiers[1]?.evictions.corruption).toBe(1);
+    expect(stats.tiers[2]?.hits).toBe(1);
+    await cache.flush();
+    expect(await l2.has(entry.key)).toBe(true); // promoted back over the corrupt record
+    await cache.close();
+  });
+});

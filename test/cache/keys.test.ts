@@ -1,0 +1,91 @@
+// Credentials written under one key, read by a cache holding another, a previous, or no key.
+import { describe, expect, it } from 'vitest';
+import { generateFernetKey } from '../../src/crypto/fernet.js';
+import { Keyring } from '../../src/crypto/keyring.js';
+import { DecryptionError } from '../../src/errors.js';
+import { ProxyCache } from '../../src/proxy-cache.js';
+import { MemoryTier } from '../../src/tiers/memory.js';
+import { SerializedTier } from '../support/serialized-tier.js';
+import { proxy, recordingLogger } from './helpers.js';
+
+async function openOn(store: Map<string, string>, keyring: Keyring) {
+  return ProxyCache.open({
+    tiers: [new MemoryTier({ maxEntries: 100 }), new SerializedTier(store)],
+    keyring,
+    sweepIntervalMs: 0,
+    logger: recordingLogger(),
+  });
+}
+
+describe('keys and stored credentials', () => {
+  it('encrypts each credential once and writes the same token to every persistent tier', async () => {
+    const keyring = new Keyring(generateFernetKey());
+    let encryptions = 0;
+    const counting = Object.create(keyring) as Keyring;
+    counting.encrypt = (plain) => {
+      encryptions += 1;
+      return keyring.encrypt(plain);
+    };
+    const l2 = new Map<string, string>();
+    const l3 = new Map<string, string>();
+    const cache = await ProxyCache.open({
+      tiers: [
+        new MemoryTier({ maxEntries: 10 }),
+        new SerializedTier(l2, 'l2'),
+        new SerializedTier(l3, 'l3'),
+      ],
+      keyring: counting,
+      sweepIntervalMs: 0,
+    });
+    const entry = await cache.put({ proxyUrl: proxy(1), username: 'u', password: 'p' });
+    expect(encryptions).toBe(2);
+    expect(l2.get(entry.key)).toBe(l3.get(entry.key));
+    expect(l2.get(entry.key)).toContain(entry.password?.token as string);
+    expect(l2.get(entry.key)).not.toMatch(/"p"/);
+    await cache.close();
+  });
+
+  it('with the wrong key: a coded error for that credential, every other field and entry still served', async () => {
+    const store = new Map<string, string>();
+    const writer = await openOn(store, new Keyring(generateFernetKey()));
+    const secret = await writer.put({
+      proxyUrl: proxy(1),
+      username: 'u1',
+      password: 'p1',
+      source: 'paid',
+    });
+    const open = await writer.put({ proxyUrl: proxy(2), source: 'free' });
+    await writer.close();
+
+    const reader = await openOn(store, new Keyring(generateFernetKey()));
+    const found = await reader.get(secret.key);
+    expect(found).toMatchObject({ key: secret.key, proxyUrl: proxy(1), source: 'paid' });
+    expect(() => found?.password?.reveal()).toThrow(DecryptionError);
+    expect(() => found?.username?.reveal()).toThrow(/cannot decrypt/);
+    expect(await reader.get(open.key)).toMatchObject({ source: 'free' });
+    const stats = await reader.stats();
+    expect(stats.tiers.map((tier) => tier.degraded)).toEqual([false, false]); // no tier is disabled
+    expect(stats.hits).toBe(2);
+    await reader.close();
+  });
+
+  it('after rotation: previous keys still decrypt, and re-encrypting moves tokens to the new key', async () => {
+    const oldKey = generateFernetKey();
+    const store = new Map<string, string>();
+    const before = await openOn(store, new Keyring(oldKey));
+    const entry = await before.put({ proxyUrl: proxy(3), username: 'user', password: 'pass' });
+    await before.close();
+
+    const rotated = new Keyring(oldKey).withCurrent(generateFernetKey());
+    const after = await openOn(store, rotated);
+    const found = await after.get(entry.key);
+    expect(found?.password?.reveal()).toBe('pass');
+    const oldToken = found?.password?.token as string;
+    expect(rotated.isCurrent(oldToken)).toBe(false);
+    const newToken = rotated.rotate(oldToken);
+    expect(rotated.isCurrent(newToken)).toBe(true);
+    expect(rotated.decrypt(newToken)).toBe('pass');
+    expect(() => new Keyring(generateFernetKey()).decrypt(newToken)).toThrow(DecryptionError);
+    await after.close();
+  });
+});
