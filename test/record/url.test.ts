@@ -1,0 +1,81 @@
+import { describe, expect, it } from 'vitest';
+import { InvalidProxyUrlError } from '../../src/errors.js';
+import { canonicalizeProxyUrl, deriveKey, isCanonicalProxyUrl } from '../../src/record/url.js';
+
+describe('canonicalizeProxyUrl', () => {
+  it.each([
+    ['http://10.0.0.1:8080', 'http://10.0.0.1:8080'],
+    ['HTTP://Example.COM:3128', 'http://example.com:3128'],
+    ['10.0.0.1:8080', 'http://10.0.0.1:8080'],
+    ['http://10.0.0.1', 'http://10.0.0.1:80'],
+    ['http://10.0.0.1:80', 'http://10.0.0.1:80'],
+    ['https://10.0.0.1', 'https://10.0.0.1:443'],
+    ['socks5://10.0.0.1', 'socks5://10.0.0.1:1080'],
+    ['socks4://10.0.0.1:4145/', 'socks4://10.0.0.1:4145'],
+    ['  http://10.0.0.1:8080  ', 'http://10.0.0.1:8080'],
+    ['http://[::1]:8080', 'http://[::1]:8080'],
+  ])('%s -> %s', (input, expected) => {
+    const canonical = canonicalizeProxyUrl(input);
+    expect(canonical.url).toBe(expected);
+    expect(isCanonicalProxyUrl(canonical.url)).toBe(true);
+  });
+
+  it('moves inline credentials out of the URL, percent-decoded', () => {
+    expect(canonicalizeProxyUrl('http://bob:p%40ss%3Aw%2Frd@10.0.0.1:8080')).toEqual({
+      url: 'http://10.0.0.1:8080',
+      scheme: 'http',
+      host: '10.0.0.1',
+      port: 8080,
+      username: 'bob',
+      password: 'p@ss:w/rd',
+    });
+    expect(canonicalizeProxyUrl('socks5://only-user@10.0.0.1:1080')).toMatchObject({
+      url: 'socks5://10.0.0.1:1080',
+      username: 'only-user',
+    });
+  });
+
+  it.each([
+    ['', 'must be a non-empty string'],
+    ['ftp://10.0.0.1:21', 'unsupported scheme "ftp"'],
+    ['http://10.0.0.1:8080/path', 'must not have a path, query or fragment'],
+    ['http://10.0.0.1:8080?x=1', 'must not have a path, query or fragment'],
+    ['http://10.0.0.1:99999', 'is not a valid URL'],
+    ['http://user:hunter2@10.0.0.1:99999', 'is not a valid URL'],
+  ])('rejects %j with a message naming the problem', (input, message) => {
+    let error: unknown;
+    try {
+      canonicalizeProxyUrl(input);
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(InvalidProxyUrlError);
+    expect(error).toMatchObject({ code: 'E_INVALID_PROXY_URL', field: 'proxyUrl' });
+    expect((error as Error).message).toContain(message);
+    expect((error as Error).message).not.toContain('hunter2');
+  });
+
+  it('accepts only canonical strings on the fast path', () => {
+    for (const url of [
+      'HTTP://a:1',
+      'http://a',
+      'http://u:p@a:1',
+      'http://a:1/',
+      'http://a:0',
+      'http://a:70000',
+    ]) {
+      expect(isCanonicalProxyUrl(url), url).toBe(false);
+    }
+  });
+});
+
+describe('deriveKey', () => {
+  // Pairs taken from proxywhirl's own cache files (test/fixtures/proxywhirl).
+  it.each([
+    ['https://146.32.130.31:1080', 'daa6883de3b5ea2d'],
+    ['http://98.110.216.186:9050', '5767fc14bc03465a'],
+    ['socks5://31.170.216.130:55421', 'fffcbd0164ea2db9'],
+  ])('matches proxywhirl for %s', (url, key) => {
+    expect(deriveKey(url)).toBe(key);
+  });
+});
