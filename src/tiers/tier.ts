@@ -1,6 +1,6 @@
 import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
-import type { ProxyEntry } from '../record/entry.js';
+import type { HealthStatus, ProxyEntry } from '../record/entry.js';
 import type { TokenCipher } from '../record/secret.js';
 
 /** Why an entry left a tier. `delete` and `clear` calls are not evictions and are not counted. */
@@ -94,4 +94,82 @@ export interface Tier {
   deleteExpired(now: number): Promise<string[]>;
   /** Flushes and releases everything the tier holds open. Idempotent. */
   close(): Promise<void>;
+}
+
+/** Outcome of one health check, as proxywhirl records it in `health_history.status`. */
+export type HealthCheckStatus = 'healthy' | 'unhealthy';
+
+/** One health check of a proxy, as given to `recordHealthCheck`. */
+export interface HealthCheckInput {
+  status: HealthCheckStatus;
+  /** Round-trip time of the check, when it got an answer. */
+  responseTimeMs?: number | undefined;
+  /** What went wrong, for a failed check. Must not contain credentials. */
+  error?: string | undefined;
+  /** The URL the check fetched through the proxy. */
+  checkUrl: string;
+  /** When the check ran, epoch ms. Default: the clock's now. */
+  at?: number | undefined;
+}
+
+/** One row of a proxy's health history. */
+export interface HealthCheckRecord {
+  key: string;
+  /** Epoch ms. */
+  checkTime: number;
+  status: HealthCheckStatus;
+  responseTimeMs: number | undefined;
+  error: string | undefined;
+  checkUrl: string;
+}
+
+/** Orders a `query` can sort by; each is served by an index or a bounded aggregate. */
+export type ProxyQueryOrder =
+  | 'lastHealthCheck'
+  | 'responseTime'
+  | 'successRate'
+  | 'lastAccessed';
+
+/** Filters of `query`. Every field is optional; an empty query lists live entries. */
+export interface ProxyQuery {
+  health?: HealthStatus | readonly HealthStatus[];
+  source?: string;
+  /** Proxy URL scheme: `http`, `https`, `socks5`, ... */
+  scheme?: string;
+  /** Only entries whose `nextCheckTime` is unset or has passed. */
+  dueForCheck?: boolean;
+  /** Default `lastAccessed` (most recent first). `responseTime` is fastest first, `successRate` best first. */
+  orderBy?: ProxyQueryOrder;
+  limit?: number;
+  /** Also return entries whose TTL has run out (default false). */
+  includeExpired?: boolean;
+}
+
+/**
+ * A tier that keeps health-check history and answers queries (the SQLite tier in its L3 role).
+ * The stack routes `recordHealthCheck`, `healthHistory` and `query` to the first such tier.
+ */
+export interface HealthTier extends Tier {
+  /**
+   * Applies one check to the stored entry (see `applyHealthCheck`) and appends it to the
+   * history, atomically. Resolves the updated entry, or `undefined` when the key is absent.
+   */
+  recordHealthCheck(key: string, check: HealthCheckInput): Promise<ProxyEntry | undefined>;
+  /** History of one proxy, newest first. */
+  healthHistory(
+    key: string,
+    options?: { since?: number; limit?: number },
+  ): Promise<HealthCheckRecord[]>;
+  /** Entries matching the filters, in the requested order. */
+  query(query: ProxyQuery): Promise<ProxyEntry[]>;
+}
+
+/** True when `tier` keeps health history and answers queries. */
+export function isHealthTier(tier: Tier): tier is HealthTier {
+  const candidate = tier as Partial<HealthTier>;
+  return (
+    typeof candidate.recordHealthCheck === 'function' &&
+    typeof candidate.healthHistory === 'function' &&
+    typeof candidate.query === 'function'
+  );
 }
