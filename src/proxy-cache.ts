@@ -12,7 +12,7 @@ import {
 import type { Logger } from './logger.js';
 import { resolveOptions, type ProxyCacheOptions, type ResolvedOptions } from './options.js';
 import {
-  createEntry,
+  toValidEntry,
   type EntryDefaults,
   type ProxyEntry,
   type ProxyEntryInput,
@@ -67,6 +67,7 @@ export type Loader = (
 const MAX_DIRTY_KEYS = 100_000;
 const FAILED = Symbol('failed');
 type Failed = typeof FAILED;
+const EXPIRED = Symbol('expired');
 
 /** Per-tier state the stack keeps: counters, and the circuit breaker for degradation. */
 class TierSlot {
@@ -106,9 +107,10 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
   readonly #inflight = new Map<string, Promise<ProxyEntry | undefined>>();
   readonly #background = new Set<Promise<unknown>>();
   #sweepTimer: TimerHandle | undefined;
+  /** L1 when it has a synchronous engine (the memory tier): the hot path reads it directly. */
+  readonly #l1: TierSlot | undefined;
   #closed = false;
   #requests = 0;
-  #hits = 0;
   #coalesced = 0;
   #loads = 0;
 
@@ -120,6 +122,8 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
     this.#logger = options.logger;
     this.#keyring = keyring;
     this.#slots = options.tiers.map((tier, index) => new TierSlot(tier, index + 1));
+    const first = this.#slots[0];
+    this.#l1 = first?.tier.getSync === undefined ? undefined : first;
     this.#persistent = options.tiers.some((tier) => tier.persistent);
     const { defaultTtlSeconds, ttlBySource } = options;
     this.#defaults = {
@@ -184,40 +188,19 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
    * Reads `key` from the fastest tier that has it and promotes it into the faster ones.
    * An expired entry is removed everywhere and reads as a miss.
    */
-  async get(key: string): Promise<ProxyEntry | undefined> {
-    this.#assertOpen();
-    const now = this.#clock.now();
-    this.#requests += 1;
-    for (let index = 0; index < this.#slots.length; index += 1) {
-      const slot = this.#slots[index] as TierSlot;
-      if (!this.#available(slot, now)) continue;
-      const { tier } = slot;
-      let entry: ProxyEntry | undefined;
-      if (tier.getSync !== undefined) {
-        // Synchronous engines are called directly: an L1 hit costs no extra promise.
-        try {
-          entry = tier.getSync(key);
-          if (slot.consecutiveFailures !== 0 || slot.degraded) this.#succeeded(slot);
-        } catch (error) {
-          this.#failed(slot, error);
-          continue;
-        }
-      } else {
-        const found = await this.#attempt(slot, () => tier.get(key));
-        if (found === FAILED) continue;
-        entry = found;
-      }
-      if (entry === undefined) {
-        slot.counters.misses += 1;
-        continue;
-      }
-      if (entry.expiresAt <= now) {
-        await this.#expire(key);
-        return undefined;
-      }
-      return this.#hit(slot, index, entry, now);
+  get(key: string): Promise<ProxyEntry | undefined> {
+    // Not an async function: an L1 hit is answered with one settled promise and no awaits.
+    try {
+      if (this.#closed) this.#assertOpen();
+      const now = this.#clock.now();
+      this.#requests += 1;
+      const hit = this.#readL1(key, now);
+      if (hit === EXPIRED) return this.#expire(key).then(() => undefined);
+      if (hit !== undefined) return Promise.resolve(hit);
+      return this.#readFrom(this.#l1 === undefined ? 0 : 1, key, now);
+    } catch (error) {
+      return Promise.reject(error);
     }
-    return undefined;
   }
 
   /**
@@ -225,32 +208,16 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
    * (memory, sqlite). Use it on hot paths where an L1 hit is the common case.
    */
   getSync(key: string): ProxyEntry | undefined {
-    this.#assertOpen();
+    if (this.#closed) this.#assertOpen();
     const now = this.#clock.now();
     this.#requests += 1;
-    for (let index = 0; index < this.#slots.length; index += 1) {
-      const slot = this.#slots[index] as TierSlot;
-      const { tier } = slot;
-      if (tier.getSync === undefined || !this.#available(slot, now)) continue;
-      let entry: ProxyEntry | undefined;
-      try {
-        entry = tier.getSync(key);
-        if (slot.consecutiveFailures !== 0 || slot.degraded) this.#succeeded(slot);
-      } catch (error) {
-        this.#failed(slot, error);
-        continue;
-      }
-      if (entry === undefined) {
-        slot.counters.misses += 1;
-        continue;
-      }
-      if (entry.expiresAt <= now) {
-        this.#track(this.#expire(key));
-        return undefined;
-      }
-      return this.#hit(slot, index, entry, now);
+    const hit = this.#readL1(key, now);
+    if (hit === EXPIRED) {
+      this.#track(this.#expire(key));
+      return undefined;
     }
-    return undefined;
+    if (hit !== undefined) return hit;
+    return this.#readSyncFrom(this.#l1 === undefined ? 0 : 1, key, now);
   }
 
   /**
@@ -258,13 +225,19 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
    * persistent tier has made it durable. Credentials are encrypted once and the same token goes
    * to every persistent tier. Rejects with `E_TIER_UNAVAILABLE` only when no tier took the write.
    */
-  async put(input: ProxyEntryInput): Promise<ProxyEntry> {
-    this.#assertOpen();
-    const defaults = this.#defaults;
-    defaults.now = this.#clock.now();
-    const entry = createEntry(input, defaults);
-    await this.#writeThrough(entry);
-    return entry;
+  put(input: ProxyEntryInput | ProxyEntry): Promise<ProxyEntry> {
+    // Not an async function: when every tier is synchronous (a memory-only cache) the write is
+    // done before this returns, and the caller pays for one settled promise only.
+    try {
+      this.#assertOpen();
+      const defaults = this.#defaults;
+      defaults.now = this.#clock.now();
+      const entry = toValidEntry(input, defaults);
+      const pending = this.#writeThrough(entry);
+      return pending === undefined ? Promise.resolve(entry) : pending.then(() => entry);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /** True when a live (unexpired) entry for `key` is in any tier. Counts no statistics. */
@@ -293,7 +266,18 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
   /** Removes every entry from every tier. */
   async clear(): Promise<void> {
     this.#assertOpen();
-    await Promise.all(this.#slots.map((slot) => this.#attempt(slot, () => slot.tier.clear())));
+    const now = this.#clock.now();
+    await Promise.all(
+      this.#slots.map(async (slot) => {
+        // A tier that is off (or fails now) is cleared when it comes back instead.
+        if (!this.#available(slot, now)) {
+          slot.dirty = 'overflow';
+          return;
+        }
+        if ((await this.#attempt(slot, () => slot.tier.clear())) === FAILED)
+          slot.dirty = 'overflow';
+      }),
+    );
   }
 
   /**
@@ -393,11 +377,13 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
         return slot.counters.snapshot(slot.tier.name, slot.level, entries, slot.degraded);
       }),
     );
+    // A request hits at most one tier, so the tiers' hits add up to the overall hits.
+    const hits = tiers.reduce((sum, tier) => sum + tier.hits, 0);
     return {
       requests: this.#requests,
-      hits: this.#hits,
-      misses: this.#requests - this.#hits,
-      hitRate: this.#requests === 0 ? 0 : this.#hits / this.#requests,
+      hits,
+      misses: this.#requests - hits,
+      hitRate: this.#requests === 0 ? 0 : hits / this.#requests,
       coalesced: this.#coalesced,
       loads: this.#loads,
       tiers,
@@ -447,9 +433,97 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
 
   // ---------------------------------------------------------------- reads
 
+  /**
+   * The hot path: a live hit in a synchronous L1. `EXPIRED` ends the read as a miss (the caller
+   * removes the entry from every tier); `undefined` (a miss, or L1 off or failing, counted here)
+   * sends the caller on to L2.
+   */
+  #readL1(key: string, now: number): ProxyEntry | undefined | typeof EXPIRED {
+    const slot = this.#l1;
+    if (slot === undefined) return undefined;
+    if (slot.degraded && !this.#available(slot, now)) return undefined;
+    let entry: ProxyEntry | undefined;
+    try {
+      entry = (slot.tier.getSync as (key: string) => ProxyEntry | undefined)(key);
+      if (slot.consecutiveFailures !== 0 || slot.degraded) this.#succeeded(slot);
+    } catch (error) {
+      this.#failed(slot, error);
+      return undefined;
+    }
+    if (entry === undefined) {
+      slot.counters.misses += 1;
+      return undefined;
+    }
+    if (entry.expiresAt <= now) return EXPIRED;
+    slot.counters.hits += 1;
+    // Skipping the store when the time has not moved saves a write on bursts of hits.
+    if (entry.lastAccessed !== now) entry.lastAccessed = now;
+    entry.accessCount += 1;
+    return entry;
+  }
+
+  /** The rest of an asynchronous read, from tier `start` on. */
+  async #readFrom(start: number, key: string, now: number): Promise<ProxyEntry | undefined> {
+    for (let index = start; index < this.#slots.length; index += 1) {
+      const slot = this.#slots[index] as TierSlot;
+      if (!this.#available(slot, now)) continue;
+      const { tier } = slot;
+      let entry: ProxyEntry | undefined;
+      if (tier.getSync !== undefined) {
+        try {
+          entry = tier.getSync(key);
+          if (slot.consecutiveFailures !== 0 || slot.degraded) this.#succeeded(slot);
+        } catch (error) {
+          this.#failed(slot, error);
+          continue;
+        }
+      } else {
+        const found = await this.#attempt(slot, () => tier.get(key));
+        if (found === FAILED) continue;
+        entry = found;
+      }
+      if (entry === undefined) {
+        slot.counters.misses += 1;
+        continue;
+      }
+      if (entry.expiresAt <= now) {
+        await this.#expire(key);
+        return undefined;
+      }
+      return this.#hit(slot, index, entry, now);
+    }
+    return undefined;
+  }
+
+  /** The rest of a synchronous read, over the synchronous tiers from `start` on. */
+  #readSyncFrom(start: number, key: string, now: number): ProxyEntry | undefined {
+    for (let index = start; index < this.#slots.length; index += 1) {
+      const slot = this.#slots[index] as TierSlot;
+      const { tier } = slot;
+      if (tier.getSync === undefined || !this.#available(slot, now)) continue;
+      let entry: ProxyEntry | undefined;
+      try {
+        entry = tier.getSync(key);
+        if (slot.consecutiveFailures !== 0 || slot.degraded) this.#succeeded(slot);
+      } catch (error) {
+        this.#failed(slot, error);
+        continue;
+      }
+      if (entry === undefined) {
+        slot.counters.misses += 1;
+        continue;
+      }
+      if (entry.expiresAt <= now) {
+        this.#track(this.#expire(key));
+        return undefined;
+      }
+      return this.#hit(slot, index, entry, now);
+    }
+    return undefined;
+  }
+
   #hit(slot: TierSlot, index: number, entry: ProxyEntry, now: number): ProxyEntry {
     slot.counters.hits += 1;
-    this.#hits += 1;
     entry.lastAccessed = now;
     entry.accessCount += 1;
     if (index > 0) this.#promote(entry, index);
@@ -537,7 +611,8 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
 
   // ---------------------------------------------------------------- writes
 
-  async #writeThrough(entry: ProxyEntry): Promise<void> {
+  /** Writes to every tier; returns a promise only when some tier is asynchronous. */
+  #writeThrough(entry: ProxyEntry): Promise<void> | undefined {
     const now = this.#defaults.now;
     if (this.#persistent && this.#keyring !== undefined) {
       // Sealed once here; every persistent tier writes the same token.
@@ -572,13 +647,19 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
         );
       }
     }
-    if (pending !== undefined) await Promise.all(pending);
-    if (written === 0) {
-      throw new TierUnavailableError(
-        `no tier accepted the write of entry ${entry.key}; every tier failed or is degraded`,
-        { cause: lastError },
-      );
+    const check = () => {
+      if (written === 0) {
+        throw new TierUnavailableError(
+          `no tier accepted the write of entry ${entry.key}; every tier failed or is degraded`,
+          { cause: lastError },
+        );
+      }
+    };
+    if (pending === undefined) {
+      check();
+      return undefined;
     }
+    return Promise.all(pending).then(check);
   }
 
   async #updateEverywhere(key: string, patch: EntryPatch): Promise<void> {
@@ -702,7 +783,7 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
     slot.degraded = true;
     slot.counters.degradations += 1;
     slot.nextProbeAt = this.#clock.now() + this.#options.tierProbeIntervalMs;
-    slot.dirty = new Set();
+    slot.dirty ??= new Set();
     this.#logger.warn(
       `tier "${slot.tier.name}" switched off after ${slot.consecutiveFailures} consecutive failures (${describeError(error)}); the other tiers keep serving`,
     );

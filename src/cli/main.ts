@@ -51,7 +51,10 @@ function statsTable(stats: CacheStats): string {
   ];
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
   const lines = rows.map((row) =>
-    row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd(),
+    row
+      .map((cell, column) => cell.padEnd(widths[column]!))
+      .join('  ')
+      .trimEnd(),
   );
   const overall = `overall: ${stats.requests} requests, ${stats.hits} hits, ${stats.misses} misses, hit rate ${(stats.hitRate * 100).toFixed(1)}%`;
   return [...lines, overall].join('\n');

@@ -82,6 +82,10 @@ export interface EntryDefaults {
 /** Source name used when an input names none. */
 export const DEFAULT_SOURCE = 'manual';
 
+// Entries built by `createEntry`. Such an entry (for example one returned by `get`, changed and
+// passed back to `put`) is re-checked in place instead of being rebuilt field by field.
+const builtEntries = new WeakSet<object>();
+
 /**
  * Builds a complete, validated `ProxyEntry` from caller input: canonicalises the URL (moving
  * inline credentials into the secret fields), derives the key, fills defaults and checks every
@@ -142,7 +146,7 @@ export function createEntry(input: ProxyEntryInput, defaults: EntryDefaults): Pr
       `"lastHealthError" must be a string, got ${describe(lastHealthError)}`,
     );
   }
-  return {
+  const entry: ProxyEntry = {
     key,
     proxyUrl,
     username,
@@ -177,6 +181,83 @@ export function createEntry(input: ProxyEntryInput, defaults: EntryDefaults): Pr
       input.totalHealthCheckFailures ?? 0,
     ),
   };
+  builtEntries.add(entry);
+  return entry;
+}
+
+/**
+ * `createEntry` for caller input, or — when `input` is an entry `createEntry` built earlier —
+ * the same object after checking every field again in place (no copy, no URL parsing).
+ */
+export function toValidEntry(
+  input: ProxyEntryInput | ProxyEntry,
+  defaults: EntryDefaults,
+): ProxyEntry {
+  if (!builtEntries.has(input)) return createEntry(input, defaults);
+  const entry = input as ProxyEntry;
+  if (!isCanonicalProxyUrl(entry.proxyUrl)) {
+    throw new InvalidEntryError(
+      'proxyUrl',
+      `"proxyUrl" of a stored entry must stay canonical (scheme://host:port), got ${describe(entry.proxyUrl)}`,
+    );
+  }
+  if (typeof entry.key !== 'string' || entry.key === '' || entry.key.length > 512) {
+    throw new InvalidEntryError(
+      'key',
+      `"key" must be a non-empty string of at most 512 characters, got ${describe(entry.key)}`,
+    );
+  }
+  if (typeof entry.source !== 'string' || entry.source === '') {
+    throw new InvalidEntryError(
+      'source',
+      `"source" must be a non-empty string, got ${describe(entry.source)}`,
+    );
+  }
+  if (!(entry.username === undefined || entry.username instanceof Secret))
+    toSecretField('username', entry.username);
+  if (!(entry.password === undefined || entry.password instanceof Secret))
+    toSecretField('password', entry.password);
+  nonNegativeInteger('accessCount', entry.accessCount);
+  nonNegativeInteger('ttlSeconds', entry.ttlSeconds);
+  nonNegativeInteger('failureCount', entry.failureCount);
+  nonNegativeInteger('consecutiveHealthFailures', entry.consecutiveHealthFailures);
+  nonNegativeInteger('consecutiveHealthSuccesses', entry.consecutiveHealthSuccesses);
+  nonNegativeInteger('recoveryAttempt', entry.recoveryAttempt);
+  nonNegativeInteger('totalHealthChecks', entry.totalHealthChecks);
+  nonNegativeInteger('totalHealthCheckFailures', entry.totalHealthCheckFailures);
+  finiteTime('fetchTime', entry.fetchTime);
+  finiteTime('lastAccessed', entry.lastAccessed);
+  finiteTime('expiresAt', entry.expiresAt);
+  if (entry.lastHealthCheck !== undefined) finiteTime('lastHealthCheck', entry.lastHealthCheck);
+  if (entry.nextCheckTime !== undefined) finiteTime('nextCheckTime', entry.nextCheckTime);
+  if (!HEALTH_STATUSES.includes(entry.healthStatus)) {
+    throw new InvalidEntryError(
+      'healthStatus',
+      `"healthStatus" must be one of ${HEALTH_STATUSES.join(', ')}, got ${describe(entry.healthStatus)}`,
+    );
+  }
+  if (typeof entry.evictedFromL1 !== 'boolean') {
+    throw new InvalidEntryError(
+      'evictedFromL1',
+      `"evictedFromL1" must be a boolean, got ${describe(entry.evictedFromL1)}`,
+    );
+  }
+  if (entry.lastHealthError !== undefined && typeof entry.lastHealthError !== 'string') {
+    throw new InvalidEntryError(
+      'lastHealthError',
+      `"lastHealthError" must be a string, got ${describe(entry.lastHealthError)}`,
+    );
+  }
+  return entry;
+}
+
+function finiteTime(field: string, value: unknown): void {
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    throw new InvalidEntryError(
+      field,
+      `"${field}" must be a time in epoch milliseconds, got ${describe(value)}`,
+    );
+  }
 }
 
 /** True when the entry's TTL has run out at `now` (epoch ms). */

@@ -124,11 +124,7 @@ export interface HealthCheckRecord {
 }
 
 /** Orders a `query` can sort by; each is served by an index or a bounded aggregate. */
-export type ProxyQueryOrder =
-  | 'lastHealthCheck'
-  | 'responseTime'
-  | 'successRate'
-  | 'lastAccessed';
+export type ProxyQueryOrder = 'lastHealthCheck' | 'responseTime' | 'successRate' | 'lastAccessed';
 
 /** Filters of `query`. Every field is optional; an empty query lists live entries. */
 export interface ProxyQuery {

@@ -73,6 +73,23 @@ describe('graceful degradation', () => {
     await cache.close();
   });
 
+  it('clears a tier on recovery when clear() ran while it was off', async () => {
+    const { cache, clock, l2 } = await openThreeTiers({
+      tierFailureThreshold: 1,
+      tierProbeIntervalMs: 1_000,
+    });
+    await cache.put({ proxyUrl: proxy(1) });
+    l2.failAll();
+    await cache.put({ proxyUrl: proxy(2) }); // l2 is now off
+    await cache.clear();
+    l2.heal();
+    await clock.advance(1_000);
+    await cache.get('probe');
+    await cache.flush();
+    expect(await l2.size()).toBe(0);
+    await cache.close();
+  });
+
   it('stays off when the probe fails, and probes again an interval later', async () => {
     const { cache, clock, l2 } = await openThreeTiers({
       tierFailureThreshold: 1,
