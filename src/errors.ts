@@ -20,7 +20,7 @@ export class InvalidOptionError extends ProxyTierError {
 
 /** A proxy record (or one of its fields) failed validation. */
 export class InvalidEntryError extends ProxyTierError {
-  override readonly code = 'E_INVALID_ENTRY';
+  override readonly code: string = 'E_INVALID_ENTRY';
   /** The field that failed, in camelCase (`proxyUrl`, `ttlSeconds`, ...). */
   readonly field: string;
 
@@ -32,7 +32,7 @@ export class InvalidEntryError extends ProxyTierError {
 
 /** A proxy URL could not be parsed or uses an unsupported scheme. */
 export class InvalidProxyUrlError extends InvalidEntryError {
-  override readonly code = 'E_INVALID_PROXY_URL' as 'E_INVALID_ENTRY';
+  override readonly code = 'E_INVALID_PROXY_URL';
 }
 
 /** A Fernet key is malformed (not 32 bytes of url-safe base64). */
@@ -72,7 +72,7 @@ export class CorruptionError extends TierError {
   override readonly code = 'E_CORRUPT';
 }
 
-/** Every enabled tier is degraded, so the operation could not be served at all. */
+/** No tier accepted a write: every tier failed it or is switched off (degraded). */
 export class TierUnavailableError extends ProxyTierError {
   override readonly code = 'E_TIER_UNAVAILABLE';
 }
@@ -80,4 +80,12 @@ export class TierUnavailableError extends ProxyTierError {
 /** The cache (or a tier) was used after `close()`. */
 export class ClosedError extends ProxyTierError {
   override readonly code = 'E_CLOSED';
+}
+
+/**
+ * The SQLite tier cannot run because its engine, the optional dependency `better-sqlite3`, is not
+ * installed or its native addon does not load on this platform. The message says how to fix it.
+ */
+export class SqliteUnavailableError extends TierError {
+  override readonly code = 'E_SQLITE_UNAVAILABLE';
 }

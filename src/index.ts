@@ -13,7 +13,13 @@ export type {
 export { DEFAULTS, type ProxyCacheOptions } from './options.js';
 export type { CacheStats, EvictionCounts, TierStats } from './stats.js';
 export { ManualClock, systemClock, type Clock, type TimerHandle } from './clock.js';
-export { createStderrLogger, silentLogger, type Logger, type LogLevel } from './logger.js';
+export {
+  createStderrLogger,
+  LOG_LEVELS,
+  silentLogger,
+  type Logger,
+  type LogLevel,
+} from './logger.js';
 export * from './errors.js';
 
 export {
@@ -35,14 +41,35 @@ export {
   type CanonicalProxyUrl,
 } from './record/url.js';
 
-export { FernetKey, generateFernetKey } from './crypto/fernet.js';
+export {
+  decodeFernetToken,
+  FernetKey,
+  generateFernetKey,
+  type FernetDecryptOptions,
+  type FernetEncryptOptions,
+} from './crypto/fernet.js';
 export { Keyring } from './crypto/keyring.js';
-export { defaultKeyFilePath, resolveKeyring, writeKeyFile } from './crypto/key-source.js';
+export {
+  defaultKeyFilePath,
+  resolveKeyring,
+  writeKeyFile,
+  type KeySource,
+  type ResolvedKeyring,
+  type ResolveKeyringOptions,
+  type WriteKeyFileOptions,
+} from './crypto/key-source.js';
 
 export {
   EVICTION_REASONS,
+  isHealthTier,
   type EntryPatch,
   type EvictionReason,
+  type HealthCheckInput,
+  type HealthCheckRecord,
+  type HealthCheckStatus,
+  type HealthTier,
+  type ProxyQuery,
+  type ProxyQueryOrder,
   type Tier,
   type TierContext,
 } from './tiers/tier.js';

@@ -16,15 +16,18 @@ export interface ProxyCacheOptions {
   maxEntries?: number;
   /**
    * The keyring that encrypts credentials for persistent tiers. Default: resolved from
-   * `encryptionKey`, the environment, or the key file (see docs/api.md, "Keys"). Only consulted
-   * when at least one tier is persistent.
+   * `encryptionKey`, the environment, or the key file (see docs/api.md, "Keys and encryption").
+   * Only consulted when at least one tier is persistent or `encryptionKey` is given.
    */
   keyring?: Keyring;
   /** Current Fernet key (url-safe base64). Prefer the environment or a key file in production. */
   encryptionKey?: string;
   /** Earlier keys that may still have encrypted stored tokens. */
   previousKeys?: string[];
-  /** Path of the key file. Default `$PROXYTIER_KEY_FILE`, else `~/.config/proxytier/key`. */
+  /**
+   * Path of the key file. Default `$PROXYTIER_KEY_FILE`, else `$XDG_CONFIG_HOME/proxytier/key`,
+   * else `~/.config/proxytier/key` (see `defaultKeyFilePath`).
+   */
   keyFile?: string;
   /** Time source for TTLs, sweeps and probes. Default: the system clock. */
   clock?: Clock;

@@ -20,7 +20,11 @@ import {
 import { TierCounters, type CacheStats } from './stats.js';
 import type { EntryPatch, EvictionReason, Tier } from './tiers/tier.js';
 
-/** Payload of the `evict` event: an entry left `tier` on its own. */
+/**
+ * Payload of the `evict` event: an entry left `tier` for `reason`: LRU pressure or corruption
+ * found by the tier, or TTL expiry and health failures acted on by the cache. Explicit `delete`
+ * and `clear` calls emit nothing.
+ */
 export interface EvictEvent {
   key: string;
   tier: string;
@@ -139,7 +143,10 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
   static async open(options: ProxyCacheOptions = {}): Promise<ProxyCache> {
     const resolved = resolveOptions(options);
     let keyring = resolved.keyring;
-    if (keyring === undefined && resolved.tiers.some((tier) => tier.persistent)) {
+    // A key given explicitly is checked even when no tier needs one, so a typo fails early.
+    const needsKey =
+      resolved.tiers.some((tier) => tier.persistent) || resolved.encryptionKey !== undefined;
+    if (keyring === undefined && needsKey) {
       const found = await resolveKeyring({
         key: resolved.encryptionKey,
         previousKeys: resolved.previousKeys,
@@ -301,7 +308,7 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
    * calls for the same key share that one loader call (single-flight).
    */
   getOrLoad(key: string, loader: Loader): Promise<ProxyEntry | undefined> {
-    this.#assertOpen();
+    if (this.#closed) return Promise.reject(new ClosedError('the cache is closed'));
     const running = this.#inflight.get(key);
     if (running !== undefined) {
       this.#coalesced += 1;
@@ -331,7 +338,7 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
   async reportFailure(key: string): Promise<FailureReport | undefined> {
     this.#assertOpen();
     const found = await this.#find(key);
-    if (found === undefined) return undefined;
+    if (found === undefined || found.entry.expiresAt <= this.#clock.now()) return undefined;
     const failureCount = found.entry.failureCount + 1;
     if (failureCount >= this.#options.healthFailureThreshold) {
       const removedFrom = await this.#deleteEverywhere(key);
@@ -359,7 +366,7 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
       }),
     );
     if (this.listenerCount('expire') > 0) {
-      for (const key of expired) this.emit('expire', { key });
+      for (const key of expired) this.#notify('expire', { key });
     }
     return expired.size;
   }
@@ -700,7 +707,7 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
   async #expire(key: string): Promise<void> {
     const removedFrom = await this.#deleteEverywhere(key);
     for (const slot of removedFrom) this.#countEviction(slot, key, 'ttl');
-    if (this.listenerCount('expire') > 0) this.emit('expire', { key });
+    if (this.listenerCount('expire') > 0) this.#notify('expire', { key });
   }
 
   // ---------------------------------------------------------------- evictions
@@ -736,7 +743,8 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
 
   #countEviction(slot: TierSlot, key: string, reason: EvictionReason): void {
     slot.counters.evictions[reason] += 1;
-    if (this.listenerCount('evict') > 0) this.emit('evict', { key, tier: slot.tier.name, reason });
+    if (this.listenerCount('evict') > 0)
+      this.#notify('evict', { key, tier: slot.tier.name, reason });
   }
 
   // ---------------------------------------------------------------- degradation
@@ -771,7 +779,7 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
     const dirty = slot.dirty;
     slot.dirty = undefined;
     if (dirty !== undefined) this.#track(this.#resync(slot, dirty));
-    if (this.listenerCount('recover') > 0) this.emit('recover', { tier: slot.tier.name });
+    if (this.listenerCount('recover') > 0) this.#notify('recover', { tier: slot.tier.name });
   }
 
   #failed(slot: TierSlot, error: unknown): void {
@@ -789,7 +797,7 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
     );
     if (this.listenerCount('degrade') > 0) {
       const asError = error instanceof Error ? error : new TierError(slot.tier.name, String(error));
-      this.emit('degrade', { tier: slot.tier.name, error: asError });
+      this.#notify('degrade', { tier: slot.tier.name, error: asError });
     }
   }
 
@@ -832,6 +840,18 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
   }
 
   // ---------------------------------------------------------------- plumbing
+
+  /**
+   * Emits an event. A listener that throws must not break the cache operation that happened to
+   * trigger it (an eviction inside a put, say), so its error is logged instead of propagated.
+   */
+  #notify<K extends keyof ProxyCacheEvents>(name: K, payload: ProxyCacheEvents[K][0]): void {
+    try {
+      (this.emit as (event: string, value: unknown) => boolean)(name, payload);
+    } catch (error) {
+      this.#logger.error(`a "${String(name)}" listener threw: ${describeError(error)}`);
+    }
+  }
 
   #track(work: Promise<unknown>): void {
     this.#background.add(work);

@@ -33,7 +33,11 @@ export interface TierStats {
 
 /** Counters of the whole cache. */
 export interface CacheStats {
-  /** `get`/`getSync`/`getOrLoad` requests, each counted once however many tiers it visited. */
+  /**
+   * `get` and `getSync` calls (and `getOrLoad` calls that read the cache themselves), each
+   * counted once however many tiers it visited. Calls that join a running load count in
+   * `coalesced` instead.
+   */
   requests: number;
   hits: number;
   misses: number;

@@ -1,6 +1,11 @@
 import { InvalidEntryError } from '../errors.js';
 import { Secret, toSecret } from './secret.js';
-import { canonicalizeProxyUrl, deriveKey, isCanonicalProxyUrl } from './url.js';
+import {
+  canonicalizeProxyUrl,
+  deriveKey,
+  isCanonicalProxyUrl,
+  isParserStableProxyUrl,
+} from './url.js';
 
 /** Health states, as proxywhirl names them. */
 export const HEALTH_STATUSES = ['unknown', 'healthy', 'degraded', 'unhealthy', 'dead'] as const;
@@ -8,8 +13,9 @@ export type HealthStatus = (typeof HEALTH_STATUSES)[number];
 
 /**
  * One cached proxy. Field names follow proxywhirl's `CacheEntry` in camelCase; every time is in
- * epoch milliseconds. Entries returned by the cache are shared with its memory tier: treat them
- * as read-only and write changes back with `put`.
+ * epoch milliseconds. Entries returned by the cache are the memory tier's own objects: change
+ * one only to `put` it straight back (it is then re-validated in place); otherwise treat it as
+ * read-only.
  */
 export interface ProxyEntry {
   /** Cache key; by default the first 16 hex chars of SHA-256 over `proxyUrl`. */
@@ -99,7 +105,7 @@ export function createEntry(input: ProxyEntryInput, defaults: EntryDefaults): Pr
   let proxyUrl = input.proxyUrl;
   let username = toSecretField('username', input.username);
   let password = toSecretField('password', input.password);
-  if (typeof proxyUrl !== 'string' || !isCanonicalProxyUrl(proxyUrl)) {
+  if (typeof proxyUrl !== 'string' || !isParserStableProxyUrl(proxyUrl)) {
     const canonical = canonicalizeProxyUrl(proxyUrl);
     proxyUrl = canonical.url;
     username ??= toSecret(canonical.username);

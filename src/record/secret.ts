@@ -27,6 +27,7 @@ export interface TokenCipher {
 export class Secret {
   #plaintext: string | undefined;
   #token: string | undefined;
+  /** The cipher that made (or can read) `#token`. */
   #cipher: TokenCipher | undefined;
   #label: string;
 
@@ -65,13 +66,15 @@ export class Secret {
   }
 
   /**
-   * The Fernet token for this secret, encrypting with `cipher` only the first time: the stack
-   * seals a secret once and writes the same token to every persistent tier.
+   * The Fernet token for this secret under `cipher`, encrypting only the first time: the stack
+   * seals a secret once and writes the same token to every persistent tier. A secret sealed by
+   * another cipher (an entry moved between caches with different keys) is re-encrypted.
    */
   seal(cipher: TokenCipher): string {
-    if (this.#token === undefined) {
-      this.#token = cipher.encrypt(this.#plaintext as string);
-    }
+    if (this.#token !== undefined && this.#cipher === cipher) return this.#token;
+    const plaintext = this.reveal();
+    this.#token = cipher.encrypt(plaintext);
+    this.#cipher = cipher;
     return this.#token;
   }
 
@@ -86,8 +89,8 @@ export class Secret {
   }
 
   /**
-   * Replaces the token (for example after key rotation re-encrypted it). The plaintext, if
-   * known, is kept: the new token holds the same value.
+   * Replaces the token (for example after key rotation re-encrypted it under the same keyring).
+   * The plaintext, if known, is kept: the new token holds the same value.
    */
   replaceToken(token: string): void {
     this.#token = token;

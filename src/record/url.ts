@@ -24,12 +24,27 @@ export interface CanonicalProxyUrl {
   password?: string;
 }
 
-// Matches a URL that is already canonical (lower-case scheme and host, port 1-65535), so the hot
-// path can skip the WHATWG parser. No capture groups: `test` then allocates nothing.
-const CANONICAL =
-  /^(?:https?|socks4a?|socks5h?):\/\/(?:[a-z0-9.-]+|\[[0-9a-f:.]+\]):(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$/;
+// URLs that the WHATWG parser would leave exactly as they are: lower-case scheme, a dotted-quad
+// IPv4 address without leading zeros or a host name whose last label starts with a letter (a
+// numeric last label makes the parser read the host as an IPv4 number), and a port 1-65535.
+// Such a URL skips the parser on the hot path. No capture groups: `test` allocates nothing.
+const SCHEME = '(?:https?|socks4a?|socks5h?)';
+const IPV4_OCTET = '(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])';
+const IPV4 = `(?:${IPV4_OCTET}\\.){3}${IPV4_OCTET}`;
+const HOSTNAME = '(?:[a-z0-9-]+\\.)*[a-z][a-z0-9-]*';
+const PORT =
+  '(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])';
+const PARSER_STABLE = new RegExp(`^${SCHEME}://(?:${IPV4}|${HOSTNAME}):${PORT}$`);
+// Canonical output of the parser also includes bracketed IPv6 hosts, which it compresses; those
+// are recognised as canonical but never skip the parser on the way in.
+const CANONICAL = new RegExp(`^${SCHEME}://(?:${IPV4}|${HOSTNAME}|\\[[0-9a-f:.]+\\]):${PORT}$`);
 
-/** True when `url` is already in canonical form (cheap check used on every put). */
+/** True when parsing `url` would give back `url` itself, so the parser can be skipped. */
+export function isParserStableProxyUrl(url: string): boolean {
+  return PARSER_STABLE.test(url);
+}
+
+/** True when `url` has the canonical shape `scheme://host:port` (cheap check). */
 export function isCanonicalProxyUrl(url: string): boolean {
   return CANONICAL.test(url);
 }
@@ -82,6 +97,12 @@ export function canonicalizeProxyUrl(input: string): CanonicalProxyUrl {
   // WHATWG drops a port equal to the scheme's default; a proxy URL keeps it explicit so that
   // `http://h:80` and `http://h` name the same proxy and hash to the same key.
   const port = parsed.port === '' ? defaultPort : Number(parsed.port);
+  if (port === 0) {
+    throw new InvalidProxyUrlError(
+      'proxyUrl',
+      `"proxyUrl" must have a port from 1 to 65535: ${describeWithoutCredentials(trimmed)}`,
+    );
+  }
   const host = parsed.hostname.toLowerCase();
   const result: CanonicalProxyUrl = { url: `${scheme}://${host}:${port}`, scheme, host, port };
   if (parsed.username !== '') result.username = decodeURIComponent(parsed.username);

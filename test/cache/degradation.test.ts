@@ -153,3 +153,21 @@ describe('graceful degradation', () => {
     await cache.close();
   });
 });
+
+describe('event listeners', () => {
+  it('a throwing listener is logged and does not break the operation that emitted', async () => {
+    const logger = recordingLogger();
+    const { cache } = await openCache({ maxEntries: 1, logger });
+    cache.on('evict', () => {
+      throw new Error('listener bug');
+    });
+    await cache.put({ proxyUrl: proxy(1) });
+    await expect(cache.put({ proxyUrl: proxy(2) })).resolves.toBeDefined(); // evicts the first
+    expect(logger.lines).toContainEqual({
+      level: 'error',
+      message: 'a "evict" listener threw: listener bug',
+    });
+    expect((await cache.stats()).tiers[0]).toMatchObject({ errors: 0, degraded: false });
+    await cache.close();
+  });
+});

@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidProxyUrlError } from '../../src/errors.js';
-import { canonicalizeProxyUrl, deriveKey, isCanonicalProxyUrl } from '../../src/record/url.js';
+import {
+  canonicalizeProxyUrl,
+  deriveKey,
+  isCanonicalProxyUrl,
+  isParserStableProxyUrl,
+} from '../../src/record/url.js';
 
 describe('canonicalizeProxyUrl', () => {
   it.each([
@@ -66,6 +71,39 @@ describe('canonicalizeProxyUrl', () => {
     ]) {
       expect(isCanonicalProxyUrl(url), url).toBe(false);
     }
+  });
+});
+
+describe('the parser fast path', () => {
+  it.each([
+    'http://999.1.1.1:80',
+    'http://0x7f.0.0.1:80',
+    'http://010.0.0.1:80',
+    'http://1.2.3.4:8080',
+    'http://1.2.3:8080',
+    'http://example.com:80',
+    'http://a-b.example.com:3128',
+    'http://example.123:80',
+    'http://[::1]:80',
+    'http://[0:0::1]:80',
+  ])('is taken for %s only when the parser would return it unchanged', (url) => {
+    if (isParserStableProxyUrl(url)) {
+      expect(canonicalizeProxyUrl(url).url).toBe(url);
+    } else {
+      let canonical: string | undefined;
+      try {
+        canonical = canonicalizeProxyUrl(url).url;
+      } catch {
+        canonical = undefined;
+      }
+      if (canonical !== undefined) expect(isCanonicalProxyUrl(canonical)).toBe(true);
+    }
+  });
+
+  it('rejects port 0', () => {
+    expect(() => canonicalizeProxyUrl('http://10.0.0.1:0')).toThrow(
+      'must have a port from 1 to 65535',
+    );
   });
 });
 
