@@ -12,6 +12,13 @@ export interface ProxyCacheOptions {
    * Each tier instance belongs to one cache; the cache opens and closes it.
    */
   tiers?: Tier[];
+  /**
+   * Directory of the embedded persistent store, used when `tiers` is not given: a memory tier
+   * over `<dir>/proxytier.db` (SQLite with health history), or over the JSONL log in
+   * `<dir>/jsonl/` where better-sqlite3 cannot be loaded. Without `dir` (and without `tiers`)
+   * the cache is memory-only.
+   */
+  dir?: string;
   /** Size of the default memory tier when `tiers` is not given. Default 10,000. */
   maxEntries?: number;
   /**
@@ -49,7 +56,10 @@ export interface ProxyCacheOptions {
 
 /** `ProxyCacheOptions` after defaults and validation. */
 export interface ResolvedOptions {
-  tiers: Tier[];
+  /** Undefined when the default store under `dir` is still to be built. */
+  tiers: Tier[] | undefined;
+  dir: string | undefined;
+  maxEntries: number;
   keyring: Keyring | undefined;
   encryptionKey: string | undefined;
   previousKeys: string[];
@@ -81,12 +91,19 @@ export function resolveOptions(options: ProxyCacheOptions = {}): ResolvedOptions
   }
   const maxEntries = options.maxEntries ?? DEFAULTS.maxEntries;
   positiveInteger('maxEntries', maxEntries);
-  const tiers = options.tiers ?? [new MemoryTier({ maxEntries })];
-  if (!Array.isArray(tiers) || tiers.length === 0) {
+  if (options.dir !== undefined && (typeof options.dir !== 'string' || options.dir === '')) {
+    throw new InvalidOptionError(`"dir" must be a non-empty path, got ${String(options.dir)}`);
+  }
+  if (options.dir !== undefined && options.tiers !== undefined) {
+    throw new InvalidOptionError('give either "dir" (the default store) or "tiers", not both');
+  }
+  const tiers =
+    options.tiers ?? (options.dir === undefined ? [new MemoryTier({ maxEntries })] : undefined);
+  if (tiers !== undefined && (!Array.isArray(tiers) || tiers.length === 0)) {
     throw new InvalidOptionError('"tiers" must be a non-empty array of tiers');
   }
   const names = new Set<string>();
-  tiers.forEach((tier, index) => {
+  tiers?.forEach((tier, index) => {
     if (tier === null || typeof tier !== 'object' || typeof tier.get !== 'function') {
       throw new InvalidOptionError(`"tiers[${index}]" is not a tier (it has no get method)`);
     }
@@ -117,6 +134,8 @@ export function resolveOptions(options: ProxyCacheOptions = {}): ResolvedOptions
   }
   return {
     tiers,
+    dir: options.dir,
+    maxEntries,
     keyring: options.keyring,
     encryptionKey: options.encryptionKey,
     previousKeys: options.previousKeys ?? [],

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Clock, TimerHandle } from './clock.js';
 import type { Keyring } from './crypto/keyring.js';
 import { resolveKeyring } from './crypto/key-source.js';
+import { defaultTiers } from './default-store.js';
 import {
   ClosedError,
   ProxyTierError,
@@ -18,7 +19,7 @@ import {
   type ProxyEntryInput,
 } from './record/entry.js';
 import { TierCounters, type CacheStats } from './stats.js';
-import type { EntryPatch, EvictionReason, Tier } from './tiers/tier.js';
+import type { EntryPatch, EvictionReason, Tier, TierContext } from './tiers/tier.js';
 
 /**
  * Payload of the `evict` event: an entry left `tier` for `reason`: LRU pressure or corruption
@@ -81,6 +82,10 @@ class TierSlot {
   nextProbeAt = 0;
   /** Keys changed while degraded, or `'overflow'` when there were too many to keep. */
   dirty: Set<string> | 'overflow' | undefined;
+  /** Set while the tier could not be opened; a probe then tries `open` again. */
+  unopened = false;
+  /** A re-open attempt in flight. */
+  reopening = false;
 
   constructor(
     readonly tier: Tier,
@@ -119,16 +124,16 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
   #loads = 0;
 
   /** Use `ProxyCache.open()`: opening tiers and finding the key are asynchronous. */
-  private constructor(options: ResolvedOptions, keyring: Keyring | undefined) {
+  private constructor(options: ResolvedOptions, tiers: Tier[], keyring: Keyring | undefined) {
     super();
     this.#options = options;
     this.#clock = options.clock;
     this.#logger = options.logger;
     this.#keyring = keyring;
-    this.#slots = options.tiers.map((tier, index) => new TierSlot(tier, index + 1));
+    this.#slots = tiers.map((tier, index) => new TierSlot(tier, index + 1));
     const first = this.#slots[0];
     this.#l1 = first?.tier.getSync === undefined ? undefined : first;
-    this.#persistent = options.tiers.some((tier) => tier.persistent);
+    this.#persistent = tiers.some((tier) => tier.persistent);
     const { defaultTtlSeconds, ttlBySource } = options;
     this.#defaults = {
       now: 0,
@@ -142,10 +147,12 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
    */
   static async open(options: ProxyCacheOptions = {}): Promise<ProxyCache> {
     const resolved = resolveOptions(options);
+    const tiers =
+      resolved.tiers ??
+      (await defaultTiers(resolved.dir as string, resolved.maxEntries, resolved.logger));
     let keyring = resolved.keyring;
     // A key given explicitly is checked even when no tier needs one, so a typo fails early.
-    const needsKey =
-      resolved.tiers.some((tier) => tier.persistent) || resolved.encryptionKey !== undefined;
+    const needsKey = tiers.some((tier) => tier.persistent) || resolved.encryptionKey !== undefined;
     if (keyring === undefined && needsKey) {
       const found = await resolveKeyring({
         key: resolved.encryptionKey,
@@ -155,21 +162,22 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
       });
       keyring = found.keyring;
     }
-    const cache = new ProxyCache(resolved, keyring);
-    const opened: Tier[] = [];
-    try {
-      for (const slot of cache.#slots) {
-        await slot.tier.open({
-          cipher: keyring,
-          clock: resolved.clock,
-          logger: resolved.logger,
-          onEvict: (key, reason, entry) => cache.#onTierEvict(slot, key, reason, entry),
-        });
-        opened.push(slot.tier);
+    const cache = new ProxyCache(resolved, tiers, keyring);
+    // A tier that cannot open (a corrupt database, a dead server) starts switched off and is
+    // probed like any degraded tier; the cache fails to open only when no tier opens at all.
+    let lastError: unknown;
+    for (const slot of cache.#slots) {
+      try {
+        await slot.tier.open(cache.#contextFor(slot));
+      } catch (error) {
+        lastError = error;
+        slot.unopened = true;
+        cache.#failed(slot, error, true);
       }
-    } catch (error) {
-      await Promise.allSettled(opened.map((tier) => tier.close()));
-      throw error;
+    }
+    if (cache.#slots.every((slot) => slot.unopened)) {
+      await Promise.allSettled(cache.#slots.map((slot) => slot.tier.close()));
+      throw lastError;
     }
     if (resolved.sweepIntervalMs > 0) {
       cache.#sweepTimer = resolved.clock.every(resolved.sweepIntervalMs, () =>
@@ -754,7 +762,36 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
     if (!slot.degraded) return true;
     if (now < slot.nextProbeAt) return false;
     slot.nextProbeAt = now + this.#options.tierProbeIntervalMs;
+    if (slot.unopened) {
+      // The probe of a tier that never opened is another attempt to open it, in the background.
+      if (!slot.reopening) this.#track(this.#reopen(slot));
+      return false;
+    }
     return true;
+  }
+
+  #contextFor(slot: TierSlot): TierContext {
+    return {
+      cipher: this.#keyring,
+      clock: this.#clock,
+      logger: this.#logger,
+      onEvict: (key, reason, entry) => this.#onTierEvict(slot, key, reason, entry),
+    };
+  }
+
+  async #reopen(slot: TierSlot): Promise<void> {
+    slot.reopening = true;
+    try {
+      // A tier whose open failed holds nothing open, so it is simply opened again.
+      await slot.tier.open(this.#contextFor(slot));
+      slot.unopened = false;
+      // Recovery replays the writes and deletes it missed while it was closed.
+      this.#succeeded(slot);
+    } catch (error) {
+      this.#failed(slot, error);
+    } finally {
+      slot.reopening = false;
+    }
   }
 
   /** Runs one tier call with the tier's timeout; failures are counted and become `FAILED`. */
@@ -782,18 +819,22 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
     if (this.listenerCount('recover') > 0) this.#notify('recover', { tier: slot.tier.name });
   }
 
-  #failed(slot: TierSlot, error: unknown): void {
+  /** Counts a failure; `atOnce` switches the tier off without waiting for the threshold. */
+  #failed(slot: TierSlot, error: unknown, atOnce = false): void {
     slot.counters.errors += 1;
     slot.consecutiveFailures += 1;
     if (slot.degraded) return;
     this.#logger.debug(`tier "${slot.tier.name}" failed: ${describeError(error)}`);
-    if (slot.consecutiveFailures < this.#options.tierFailureThreshold) return;
+    if (!atOnce && slot.consecutiveFailures < this.#options.tierFailureThreshold) return;
     slot.degraded = true;
     slot.counters.degradations += 1;
     slot.nextProbeAt = this.#clock.now() + this.#options.tierProbeIntervalMs;
     slot.dirty ??= new Set();
+    const why = atOnce
+      ? 'could not be opened'
+      : `failed ${slot.consecutiveFailures} times in a row`;
     this.#logger.warn(
-      `tier "${slot.tier.name}" switched off after ${slot.consecutiveFailures} consecutive failures (${describeError(error)}); the other tiers keep serving`,
+      `tier "${slot.tier.name}" ${why} and is switched off (${describeError(error)}); the other tiers keep serving`,
     );
     if (this.listenerCount('degrade') > 0) {
       const asError = error instanceof Error ? error : new TierError(slot.tier.name, String(error));

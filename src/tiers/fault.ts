@@ -71,7 +71,10 @@ export class FaultTier implements Tier {
     this.#inner = options.inner ?? new MemoryTier({ maxEntries: 100_000, name: this.name });
   }
 
-  /** Makes the next `count` calls (default: every call until `heal()`) throw a `TierError`. */
+  /**
+   * Makes the next `count` calls (default: every call until `heal()`) throw a `TierError`;
+   * `open` counts as a call.
+   */
   failAll(count = Number.POSITIVE_INFINITY): void {
     this.#failuresLeft = count;
   }
@@ -94,6 +97,11 @@ export class FaultTier implements Tier {
 
   async open(context: TierContext): Promise<void> {
     this.#context = context;
+    if (this.#failuresLeft > 0) {
+      this.#failuresLeft -= 1;
+      throw new TierError(this.name, `injected failure in ${this.name}.open`);
+    }
+    this.#abort = new AbortController();
     await this.#inner.open(context);
   }
 

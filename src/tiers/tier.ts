@@ -65,7 +65,10 @@ export interface Tier {
    */
   readonly timeoutMs?: number | undefined;
 
-  /** Opens files or connections. Called once, before any other method. */
+  /**
+   * Opens files or connections. Called before any other method; called again only when it
+   * failed, so an `open` that throws must leave nothing open behind it.
+   */
   open(context: TierContext): Promise<void>;
   /** The stored entry, or `undefined`. Does not check expiry: the stack does. */
   get(key: string): Promise<ProxyEntry | undefined>;

@@ -35,7 +35,7 @@ describe('graceful degradation', () => {
     });
     expect(logger.lines.filter((line) => line.level === 'warn')).toHaveLength(1);
     expect(logger.lines.find((line) => line.level === 'warn')?.message).toContain(
-      'tier "l2" switched off',
+      'tier "l2" failed 3 times in a row and is switched off',
     );
     await cache.close();
   });
@@ -151,6 +151,38 @@ describe('graceful degradation', () => {
     await cache.flush();
     expect(await l2.has(entry.key)).toBe(true); // promoted back over the corrupt record
     await cache.close();
+  });
+});
+
+describe('a tier that cannot open', () => {
+  it('starts switched off, the others serve, and a later probe opens it', async () => {
+    const logger = recordingLogger();
+    const l2 = new FaultTier({ name: 'l2' });
+    l2.failAll(1); // the open fails
+    const l3 = new FaultTier({ name: 'l3' });
+    const { cache, clock } = await openCache({
+      tiers: [new MemoryTier({ maxEntries: 10 }), l2, l3],
+      logger,
+      tierProbeIntervalMs: 5_000,
+    });
+    expect(logger.lines.find((line) => line.level === 'warn')?.message).toContain(
+      'tier "l2" could not be opened and is switched off',
+    );
+    const entry = await cache.put({ proxyUrl: proxy(1) });
+    expect(await l3.has(entry.key)).toBe(true);
+    expect((await cache.stats()).tiers[1]).toMatchObject({ degraded: true, entries: undefined });
+    await clock.advance(5_000);
+    await cache.get('probe'); // starts the re-open in the background
+    await cache.flush();
+    expect((await cache.stats()).tiers[1]?.degraded).toBe(false);
+    expect(await l2.has(entry.key)).toBe(true); // the write it missed was replayed
+    await cache.close();
+  });
+
+  it('fails the open when no tier opens', async () => {
+    const only = new FaultTier({ name: 'only' });
+    only.failAll(1);
+    await expect(openCache({ tiers: [only] })).rejects.toMatchObject({ code: 'E_TIER' });
   });
 });
 

@@ -1,0 +1,45 @@
+import { homedir } from 'node:os';
+import { isAbsolute, join } from 'node:path';
+import type { Logger } from './logger.js';
+import { JsonlTier } from './tiers/jsonl/index.js';
+import { MemoryTier } from './tiers/memory.js';
+import { isSqliteAvailable, SqliteTier } from './tiers/sqlite/index.js';
+import type { Tier } from './tiers/tier.js';
+
+/** File name of the default store's database inside its directory. */
+export const DEFAULT_DATABASE_FILE = 'proxytier.db';
+/** Directory of the JSONL shards when the default store falls back to them. */
+export const DEFAULT_JSONL_DIR = 'jsonl';
+
+/**
+ * Where the command-line tool keeps its store when `--dir` is not given: `$PROXYTIER_DIR`, else
+ * `$XDG_DATA_HOME/proxytier`, else `~/.local/share/proxytier`.
+ */
+export function defaultStoreDir(env: Record<string, string | undefined> = process.env): string {
+  const explicit = env['PROXYTIER_DIR'];
+  if (explicit !== undefined && explicit !== '') return explicit;
+  const xdg = env['XDG_DATA_HOME'];
+  const base = xdg !== undefined && isAbsolute(xdg) ? xdg : join(homedir(), '.local', 'share');
+  return join(base, 'proxytier');
+}
+
+/**
+ * The embedded default store under `dir`: a memory tier (L1) over a SQLite database with health
+ * history (`<dir>/proxytier.db`, proxywhirl's L3 layout). Where better-sqlite3 cannot be loaded,
+ * the pure-JavaScript JSONL log (`<dir>/jsonl/`) takes its place, with a one-line notice.
+ */
+export async function defaultTiers(
+  dir: string,
+  maxEntries: number,
+  logger: Logger,
+): Promise<Tier[]> {
+  const memory = new MemoryTier({ maxEntries });
+  if (await isSqliteAvailable()) {
+    return [memory, new SqliteTier({ path: join(dir, DEFAULT_DATABASE_FILE), role: 'l3' })];
+  }
+  const jsonlDir = join(dir, DEFAULT_JSONL_DIR);
+  logger.info(
+    `better-sqlite3 is not available, so the store uses the JSONL log in ${jsonlDir} (no health history or indexed queries; run "npm install better-sqlite3" to enable them)`,
+  );
+  return [memory, new JsonlTier({ dir: jsonlDir })];
+}
