@@ -2,10 +2,12 @@
 // beside the reference it was measured against in the same run.
 import { formatNumber, meetsBudget, progress, type Result } from './harness.js';
 import { l1Suite } from './l1.js';
+import { sqliteSuite } from './sqlite.js';
 
 /** Every suite, by name. A new suite is one line here. */
 const SUITES: ReadonlyArray<readonly [name: string, run: () => Promise<Result[]>]> = [
   ['l1', l1Suite],
+  ['sqlite', sqliteSuite],
 ];
 
 const USAGE = `usage: node --expose-gc dist-bench/bench/main.js [--json] [--filter <substring>]

@@ -89,3 +89,46 @@ export class ClosedError extends ProxyTierError {
 export class SqliteUnavailableError extends TierError {
   override readonly code = 'E_SQLITE_UNAVAILABLE';
 }
+
+/** A tier could not take a lock on its files within its time limit (another process holds it). */
+export class LockTimeoutError extends TierError {
+  override readonly code = 'E_TIER_LOCK';
+}
+
+/**
+ * An import input cannot be read as the format asked for, as a whole (binary content, a JSON
+ * document that is not an array, a CSV header without a proxy URL column). Problems of single
+ * records are not thrown: they are reported per line.
+ */
+export class ImportFormatError extends ProxyTierError {
+  override readonly code = 'E_IMPORT_FORMAT';
+}
+
+/**
+ * An import stopped early because more records failed than its `maxErrors` allowed. `summary`
+ * holds what was done up to then (every record before the stop was stored or counted).
+ */
+export class ImportAbortedError extends ProxyTierError {
+  override readonly code = 'E_IMPORT_ABORTED';
+  readonly summary: {
+    loaded: number;
+    updated: number;
+    skipped: number;
+    failed: number;
+    failures: { line: number; reason: string }[];
+  };
+
+  constructor(
+    message: string,
+    summary: ImportAbortedError['summary'],
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.summary = summary;
+  }
+}
+
+/** The operation needs a capability none of the cache's tiers has (health history, say). */
+export class UnsupportedOperationError extends ProxyTierError {
+  override readonly code = 'E_UNSUPPORTED';
+}

@@ -1,0 +1,217 @@
+import { InvalidOptionError } from '../../errors.js';
+import { resolveHealthPolicy, type HealthPolicy } from '../../health.js';
+import { describe } from '../../record/entry.js';
+import type { Durability } from './connection.js';
+import type { SqliteRole } from './schema.js';
+
+/** How long the health history is kept (L3 role). */
+export interface HistoryRetention {
+  /** Rows older than this are removed, in ms. Default 7 days. `Infinity` keeps them. */
+  maxAgeMs?: number;
+  /** At most this many rows are kept per proxy (the newest). Default 100. `Infinity` keeps all. */
+  maxRowsPerProxy?: number;
+}
+
+/** Options of `SqliteTier`. */
+export interface SqliteTierOptions {
+  /** Database file. Its directory is created (0700) and the file too (0600) when missing. */
+  path: string;
+  /**
+   * Which proxywhirl store the file is: `'l2'` = `DiskCacheTier` (table `l2_cache`), `'l3'` =
+   * `SQLiteCacheTier` (tables `cache_entries` + `health_history`, health checks and queries).
+   */
+  role: SqliteRole;
+  /** Most entries kept; beyond it the least recently used (by `last_accessed`) are evicted. Default: unbounded. */
+  maxEntries?: number;
+  /**
+   * `'normal'` (default): `synchronous=NORMAL` in WAL mode; an acknowledged write survives a
+   * crash of the process. `'full'`: `synchronous=FULL`; it also survives power loss, at the
+   * cost of an fsync per transaction (group commit shares it between the writes of a batch).
+   */
+  durability?: Durability;
+  /** How long a write waits for another process's lock before failing, in ms. Default 5,000. */
+  busyTimeoutMs?: number;
+  /** Tier name in statistics and events. Default `sqlite-l2` or `sqlite-l3`. */
+  name?: string;
+  /** Health history retention (L3 role). Default 7 days and 100 rows per proxy. */
+  historyRetention?: HistoryRetention;
+  /**
+   * Thresholds and back-off of the health policy (L3 role). Default: the policy of the cache
+   * that opens the tier (`TierContext.healthPolicy`), else `DEFAULT_HEALTH_POLICY`.
+   */
+  healthPolicy?: Partial<HealthPolicy>;
+  /**
+   * How long the first write of a batch waits for more before the batch commits, in ms. Default
+   * 0: the batch commits on the next turn of the event loop, holding every write issued before.
+   */
+  commitDelayMs?: number;
+  /** A batch reaching this many writes commits at once. Default 1,000. */
+  maxBatch?: number;
+  /**
+   * Reads record access times and counts in memory; they are written with the next write
+   * transaction or at the latest this many ms after the first unwritten one. Default 1,000.
+   */
+  accessFlushMs?: number;
+}
+
+/** `SqliteTierOptions` after defaults and validation. */
+export interface ResolvedSqliteOptions {
+  path: string;
+  role: SqliteRole;
+  maxEntries: number | undefined;
+  durability: Durability;
+  busyTimeoutMs: number;
+  name: string;
+  historyMaxAgeMs: number;
+  historyMaxRowsPerProxy: number;
+  healthPolicy: Readonly<HealthPolicy>;
+  /** True when `healthPolicy` was given (it then wins over the cache's policy). */
+  explicitHealthPolicy: boolean;
+  commitDelayMs: number;
+  maxBatch: number;
+  accessFlushMs: number;
+}
+
+/** Defaults of `SqliteTierOptions`, exported so documentation and tests can name them. */
+export const SQLITE_DEFAULTS = Object.freeze({
+  durability: 'normal' as Durability,
+  busyTimeoutMs: 5_000,
+  historyMaxAgeMs: 7 * 24 * 3_600_000,
+  historyMaxRowsPerProxy: 100,
+  commitDelayMs: 0,
+  maxBatch: 1_000,
+  accessFlushMs: 1_000,
+});
+
+const KNOWN = new Set([
+  'path',
+  'role',
+  'maxEntries',
+  'durability',
+  'busyTimeoutMs',
+  'name',
+  'historyRetention',
+  'healthPolicy',
+  'commitDelayMs',
+  'maxBatch',
+  'accessFlushMs',
+]);
+
+function integer(name: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+    const range =
+      max === Number.MAX_SAFE_INTEGER ? `an integer >= ${min}` : `an integer from ${min} to ${max}`;
+    throw new InvalidOptionError(`"${name}" must be ${range}, got ${describe(value)}`);
+  }
+  return value;
+}
+
+function positiveOrInfinity(name: string, value: unknown, integerOnly: boolean): number {
+  if (value === Number.POSITIVE_INFINITY) return value;
+  if (
+    typeof value !== 'number' ||
+    !Number.isFinite(value) ||
+    value <= 0 ||
+    (integerOnly && !Number.isSafeInteger(value))
+  ) {
+    throw new InvalidOptionError(
+      `"${name}" must be a positive ${integerOnly ? 'integer' : 'number'} or Infinity, got ${describe(value)}`,
+    );
+  }
+  return value;
+}
+
+/** Applies defaults, validates every option (naming it and what was expected), interprets. */
+export function resolveSqliteOptions(options: SqliteTierOptions): ResolvedSqliteOptions {
+  if (options === null || typeof options !== 'object') {
+    throw new InvalidOptionError(
+      `SqliteTier options must be an object with "path" and "role", got ${describe(options)}`,
+    );
+  }
+  // Defaults.
+  const {
+    path,
+    role,
+    maxEntries,
+    durability = SQLITE_DEFAULTS.durability,
+    busyTimeoutMs = SQLITE_DEFAULTS.busyTimeoutMs,
+    historyRetention = {},
+    healthPolicy,
+    commitDelayMs = SQLITE_DEFAULTS.commitDelayMs,
+    maxBatch = SQLITE_DEFAULTS.maxBatch,
+    accessFlushMs = SQLITE_DEFAULTS.accessFlushMs,
+  } = options;
+  const name = options.name ?? `sqlite-${String(role)}`;
+
+  // Validation.
+  for (const key of Object.keys(options)) {
+    if (!KNOWN.has(key)) {
+      throw new InvalidOptionError(
+        `"${key}" is not a SqliteTier option; known options: ${[...KNOWN].join(', ')}`,
+      );
+    }
+  }
+  if (typeof path !== 'string' || path === '' || path === ':memory:' || path.startsWith('file:')) {
+    throw new InvalidOptionError(
+      `"path" must be the path of a database file (not ":memory:" or a file: URI), got ${describe(path)}`,
+    );
+  }
+  if (role !== 'l2' && role !== 'l3') {
+    throw new InvalidOptionError(
+      `"role" must be "l2" (proxywhirl's l2_cache) or "l3" (cache_entries + health_history), got ${describe(role)}`,
+    );
+  }
+  if (maxEntries !== undefined) integer('maxEntries', maxEntries, 1);
+  if (durability !== 'normal' && durability !== 'full') {
+    throw new InvalidOptionError(
+      `"durability" must be "normal" or "full", got ${describe(durability)}`,
+    );
+  }
+  integer('busyTimeoutMs', busyTimeoutMs, 0, 0x7fffffff);
+  if (typeof name !== 'string' || name === '') {
+    throw new InvalidOptionError(`"name" must be a non-empty string, got ${describe(name)}`);
+  }
+  if (historyRetention === null || typeof historyRetention !== 'object') {
+    throw new InvalidOptionError(
+      `"historyRetention" must be an object { maxAgeMs?, maxRowsPerProxy? }, got ${describe(historyRetention)}`,
+    );
+  }
+  for (const key of Object.keys(historyRetention)) {
+    if (key !== 'maxAgeMs' && key !== 'maxRowsPerProxy') {
+      throw new InvalidOptionError(
+        `"historyRetention.${key}" is not a retention setting; known: maxAgeMs, maxRowsPerProxy`,
+      );
+    }
+  }
+  const historyMaxAgeMs = positiveOrInfinity(
+    'historyRetention.maxAgeMs',
+    historyRetention.maxAgeMs ?? SQLITE_DEFAULTS.historyMaxAgeMs,
+    false,
+  );
+  const historyMaxRowsPerProxy = positiveOrInfinity(
+    'historyRetention.maxRowsPerProxy',
+    historyRetention.maxRowsPerProxy ?? SQLITE_DEFAULTS.historyMaxRowsPerProxy,
+    true,
+  );
+  const policy = resolveHealthPolicy(healthPolicy, 'healthPolicy');
+  integer('commitDelayMs', commitDelayMs, 0, 60_000);
+  integer('maxBatch', maxBatch, 1, 1_000_000);
+  integer('accessFlushMs', accessFlushMs, 1, 3_600_000);
+
+  // Interpretation.
+  return {
+    path,
+    role,
+    maxEntries,
+    durability,
+    busyTimeoutMs,
+    name,
+    historyMaxAgeMs,
+    historyMaxRowsPerProxy,
+    healthPolicy: policy,
+    explicitHealthPolicy: healthPolicy !== undefined,
+    commitDelayMs,
+    maxBatch,
+    accessFlushMs,
+  };
+}
