@@ -2,6 +2,7 @@
 // docs/api.md; anything not exported is internal.
 export { ProxyCache } from './proxy-cache.js';
 export type {
+  TokenReport,
   DegradeEvent,
   EvictEvent,
   ExpireEvent,
@@ -75,3 +76,57 @@ export {
 } from './tiers/tier.js';
 export { MemoryTier, MEMORY_EVICTION_POLICIES, type MemoryTierOptions } from './tiers/memory.js';
 export { FaultTier, type FaultOperation, type FaultTierOptions } from './tiers/fault.js';
+export {
+  HEALTH_STATS_WINDOW,
+  isSqliteAvailable,
+  SQLITE_DEFAULTS,
+  SqliteTier,
+  type Durability,
+  type HistoryRetention,
+  type JsonlImportProblem,
+  type JsonlImportResult,
+  type SqliteCompactReport,
+  type SqliteRole,
+  type SqliteTierOptions,
+  type WriteStats,
+} from './tiers/sqlite/index.js';
+export {
+  applyHealthCheck,
+  DEFAULT_HEALTH_POLICY,
+  resolveHealthPolicy,
+  type HealthPatch,
+  type HealthPolicy,
+  type HealthState,
+  type TimedHealthCheck,
+} from './health.js';
+export {
+  detectFormat,
+  DETECT_BYTES,
+  IMPORT_FORMATS,
+  importRecords,
+  parseProxyRecords,
+  readHead,
+  type ImportFailure,
+  type ImportFormat,
+  type ImportItem,
+  type ImportOptions,
+  type ImportSummary,
+  type ParseOptions,
+} from './io/import.js';
+export {
+  EXPORT_FORMATS,
+  exportColumns,
+  exportRecords,
+  SECRETS_MODES,
+  type ExportFormat,
+  type ExportOptions,
+  type SecretsMode,
+} from './io/export.js';
+export { createProgress, type Progress, type ProgressOptions } from './io/progress.js';
+export {
+  migrateProxywhirl,
+  type MigrateOptions,
+  type MigrationReport,
+  type MigrationSource,
+} from './migrate.js';
+export { DEFAULT_DATABASE_FILE, DEFAULT_JSONL_DIR, defaultStoreDir } from './default-store.js';

@@ -1,6 +1,7 @@
 import { systemClock, type Clock } from './clock.js';
 import type { Keyring } from './crypto/keyring.js';
 import { InvalidOptionError } from './errors.js';
+import { resolveHealthPolicy, type HealthPolicy } from './health.js';
 import { createStderrLogger, type Logger } from './logger.js';
 import { MemoryTier } from './tiers/memory.js';
 import type { Tier } from './tiers/tier.js';
@@ -48,6 +49,11 @@ export interface ProxyCacheOptions {
   sweepIntervalMs?: number;
   /** `reportFailure` calls after which an entry is evicted from every tier. Default 3. */
   healthFailureThreshold?: number;
+  /**
+   * Thresholds and back-off of the health policy that `recordHealthCheck` applies (see
+   * `DEFAULT_HEALTH_POLICY`). A tier that keeps health history applies the same policy.
+   */
+  healthPolicy?: Partial<HealthPolicy>;
   /** Consecutive failures after which a tier is switched off (degraded). Default 3. */
   tierFailureThreshold?: number;
   /** How long a degraded tier waits before one call probes it again, in ms. Default 30,000. */
@@ -70,6 +76,7 @@ export interface ResolvedOptions {
   ttlBySource: Map<string, number>;
   sweepIntervalMs: number;
   healthFailureThreshold: number;
+  healthPolicy: Readonly<HealthPolicy>;
   tierFailureThreshold: number;
   tierProbeIntervalMs: number;
 }
@@ -146,6 +153,7 @@ export function resolveOptions(options: ProxyCacheOptions = {}): ResolvedOptions
     ttlBySource,
     sweepIntervalMs,
     healthFailureThreshold,
+    healthPolicy: resolveHealthPolicy(options.healthPolicy),
     tierFailureThreshold,
     tierProbeIntervalMs,
   };

@@ -9,6 +9,7 @@ import {
   TierError,
   TierTimeoutError,
   TierUnavailableError,
+  UnsupportedOperationError,
 } from './errors.js';
 import type { Logger } from './logger.js';
 import { resolveOptions, type ProxyCacheOptions, type ResolvedOptions } from './options.js';
@@ -19,7 +20,19 @@ import {
   type ProxyEntryInput,
 } from './record/entry.js';
 import { TierCounters, type CacheStats } from './stats.js';
-import type { EntryPatch, EvictionReason, Tier, TierContext } from './tiers/tier.js';
+import { applyHealthCheck } from './health.js';
+import { healthFields, scanQuery, validateHealthCheck } from './query.js';
+import {
+  isHealthTier,
+  type EntryPatch,
+  type EvictionReason,
+  type HealthCheckInput,
+  type HealthCheckRecord,
+  type HealthTier,
+  type ProxyQuery,
+  type Tier,
+  type TierContext,
+} from './tiers/tier.js';
 
 /**
  * Payload of the `evict` event: an entry left `tier` for `reason`: LRU pressure or corruption
@@ -60,6 +73,13 @@ export interface FailureReport {
   failureCount: number;
   /** True when the count reached `healthFailureThreshold` and the entry left every tier. */
   evicted: boolean;
+}
+
+/** Stored credential tokens by the key that made them (see `tokenReport`). */
+export interface TokenReport {
+  current: number;
+  previous: number;
+  unreadable: number;
 }
 
 /** Loads an entry on a miss in `getOrLoad`; `undefined` means there is nothing to cache. */
@@ -303,11 +323,15 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
     for await (const [key] of this.#walk(false)) yield key;
   }
 
-  /** Streams live entries, each once, fastest tier's copy first. No statistics are counted. */
-  async *entries(): AsyncIterable<ProxyEntry> {
+  /**
+   * Streams live entries (and expired ones not yet removed, with `includeExpired`), each once,
+   * fastest tier's copy first. No statistics or access times change.
+   */
+  async *entries(options: { includeExpired?: boolean } = {}): AsyncIterable<ProxyEntry> {
     const now = this.#clock.now();
+    const includeExpired = options.includeExpired === true;
     for await (const [, entry] of this.#walk(true)) {
-      if (entry !== undefined && entry.expiresAt > now) yield entry;
+      if (entry !== undefined && (includeExpired || entry.expiresAt > now)) yield entry;
     }
   }
 
@@ -341,12 +365,24 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
   /**
    * Records a failed use of a proxy (proxywhirl's `invalidate_by_health`): its failure count rises
    * by one and it is marked unhealthy; at `healthFailureThreshold` it is evicted from every tier.
+   * Where a tier keeps health history, the failure is also recorded there as a failed check
+   * (`error` and `checkUrl` default to `'reported failure'` and `'reportFailure'`).
    * Resolves `undefined` when the key is not cached.
    */
-  async reportFailure(key: string): Promise<FailureReport | undefined> {
+  async reportFailure(
+    key: string,
+    detail: { error?: string; checkUrl?: string } = {},
+  ): Promise<FailureReport | undefined> {
     this.#assertOpen();
     const found = await this.#find(key);
     if (found === undefined || found.entry.expiresAt <= this.#clock.now()) return undefined;
+    if (this.#healthSlot() !== undefined) {
+      await this.recordHealthCheck(key, {
+        status: 'unhealthy',
+        error: detail.error ?? 'reported failure',
+        checkUrl: detail.checkUrl ?? 'reportFailure',
+      });
+    }
     const failureCount = found.entry.failureCount + 1;
     if (failureCount >= this.#options.healthFailureThreshold) {
       const removedFrom = await this.#deleteEverywhere(key);
@@ -355,6 +391,223 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
     }
     await this.#updateEverywhere(key, { failureCount, healthStatus: 'unhealthy' });
     return { key, failureCount, evicted: false };
+  }
+
+  /**
+   * Records one health check of a proxy: its health fields change by the health policy (status,
+   * consecutive successes and failures, totals, last error, next check time; see docs) in every
+   * tier, and a tier that keeps history (SQLite, L3 role) appends the check in the same
+   * transaction. Resolves the updated entry, or `undefined` when the key is not cached.
+   */
+  async recordHealthCheck(key: string, check: HealthCheckInput): Promise<ProxyEntry | undefined> {
+    this.#assertOpen();
+    const timed = validateHealthCheck(check, this.#clock.now());
+    const healthSlot = this.#healthSlot();
+    let patch: EntryPatch | undefined;
+    // The tier that already applied the check, with its history row, in one transaction.
+    let appliedBy: TierSlot | undefined;
+    if (healthSlot !== undefined) {
+      const tier = healthSlot.tier as HealthTier;
+      const updated = await this.#attempt(healthSlot, () => tier.recordHealthCheck(key, timed));
+      if (updated !== FAILED && updated !== undefined) {
+        patch = healthFields(updated);
+        appliedBy = healthSlot;
+      }
+    }
+    if (patch === undefined) {
+      const found = await this.#find(key);
+      if (found === undefined) return undefined;
+      patch = applyHealthCheck(found.entry, timed, this.#options.healthPolicy);
+    }
+    const applied = patch;
+    await Promise.all(
+      this.#slots.map(async (slot) => {
+        if (slot === appliedBy) return;
+        if (!this.#available(slot, timed.at)) {
+          this.#markDirty(slot, key);
+          return;
+        }
+        if ((await this.#attempt(slot, () => slot.tier.update(key, applied))) === FAILED) {
+          this.#markDirty(slot, key);
+        }
+      }),
+    );
+    return this.peek(key);
+  }
+
+  /**
+   * The health history of one proxy, newest first, from the tier that keeps it. Rejects with
+   * `E_UNSUPPORTED` when no tier keeps history (for example a memory-only cache).
+   */
+  async healthHistory(
+    key: string,
+    options: { since?: number; limit?: number } = {},
+  ): Promise<HealthCheckRecord[]> {
+    this.#assertOpen();
+    const slot = this.#healthSlot();
+    if (slot === undefined) {
+      throw new UnsupportedOperationError(
+        'health history needs a tier that keeps it (the SQLite tier in its "l3" role); this cache has none in service',
+      );
+    }
+    const tier = slot.tier as HealthTier;
+    const rows = await this.#attempt(slot, () => tier.healthHistory(key, options));
+    if (rows === FAILED) {
+      throw new TierUnavailableError(`the "${tier.name}" tier failed to read the health history`);
+    }
+    return rows;
+  }
+
+  /** True when a tier in service keeps health history (the SQLite tier in its "l3" role). */
+  get keepsHealthHistory(): boolean {
+    return this.#healthSlot() !== undefined;
+  }
+
+  /**
+   * Adds health-history rows (a migration's), skipping rows already stored. Rejects with
+   * `E_UNSUPPORTED` when no tier keeps history.
+   */
+  async importHealthHistory(
+    rows: AsyncIterable<HealthCheckRecord> | Iterable<HealthCheckRecord>,
+  ): Promise<{ imported: number; skipped: number }> {
+    this.#assertOpen();
+    const slot = this.#healthSlot();
+    if (slot === undefined) {
+      throw new UnsupportedOperationError(
+        'importing health history needs a tier that keeps it (the SQLite tier in its "l3" role)',
+      );
+    }
+    const tier = slot.tier as HealthTier;
+    const result = await this.#attempt(slot, () => tier.importHealthHistory(rows));
+    if (result === FAILED) {
+      throw new TierUnavailableError(`the "${tier.name}" tier failed to store the health history`);
+    }
+    return result;
+  }
+
+  /**
+   * Entries matching the filters, in the requested order (default: most recently used first),
+   * from the tier that indexes them; without one, by scanning every entry (`responseTime` order
+   * then needs history and rejects with `E_UNSUPPORTED`). Counts no statistics.
+   */
+  async query(query: ProxyQuery = {}): Promise<ProxyEntry[]> {
+    this.#assertOpen();
+    const slot = this.#healthSlot();
+    if (slot !== undefined) {
+      const tier = slot.tier as HealthTier;
+      const found = await this.#attempt(slot, () => tier.query(query));
+      if (found !== FAILED) return found;
+    }
+    return scanQuery(this.entries(), query, this.#clock.now());
+  }
+
+  /** Asks every tier that can (the JSONL log, SQLite) to reclaim space; resolves their reports. */
+  async compact(): Promise<{ tier: string; report: unknown }[]> {
+    this.#assertOpen();
+    const reports: { tier: string; report: unknown }[] = [];
+    const now = this.#clock.now();
+    for (const slot of this.#slots) {
+      const { tier } = slot;
+      if (tier.compact === undefined || !this.#available(slot, now)) continue;
+      const report = await this.#attempt(slot, () => (tier.compact as () => Promise<unknown>)());
+      if (report === FAILED) {
+        throw new TierUnavailableError(`compaction of the "${tier.name}" tier failed`);
+      }
+      reports.push({ tier: tier.name, report });
+    }
+    return reports;
+  }
+
+  /**
+   * Counts the credential tokens stored in the persistent tiers by the key that made them:
+   * `current`, a `previous` key of the keyring, or `unreadable` by every key.
+   */
+  async tokenReport(): Promise<TokenReport> {
+    this.#assertOpen();
+    const report: TokenReport = { current: 0, previous: 0, unreadable: 0 };
+    const keyring = this.#keyring;
+    if (keyring === undefined) return report;
+    await this.#forEachStoredEntry(true, async (entry) => {
+      for (const secret of [entry.username, entry.password]) {
+        const token = secret?.token;
+        if (token === undefined) continue;
+        if (keyring.isCurrent(token)) report.current += 1;
+        else if (canDecrypt(keyring, token)) report.previous += 1;
+        else report.unreadable += 1;
+      }
+      return false;
+    });
+    return report;
+  }
+
+  /**
+   * Re-encrypts, under the keyring's current key, every stored token made by a previous key, in
+   * every tier. Safe to run again after an interruption: tokens already current are left alone,
+   * so a second run finishes the first. Tokens no key can decrypt are counted and kept.
+   */
+  async reencrypt(
+    options: { onProgress?: (entriesSeen: number) => void } = {},
+  ): Promise<TokenReport & { reencrypted: number }> {
+    this.#assertOpen();
+    const keyring = this.#keyring;
+    if (keyring === undefined) {
+      throw new UnsupportedOperationError('this cache has no keyring: no tier stores tokens');
+    }
+    const result = { reencrypted: 0, current: 0, previous: 0, unreadable: 0 };
+    let seen = 0;
+    await this.#forEachStoredEntry(false, async (entry) => {
+      seen += 1;
+      if (seen % 1_000 === 0) options.onProgress?.(seen);
+      let changed = false;
+      for (const field of ['username', 'password'] as const) {
+        const secret = entry[field];
+        const token = secret?.token;
+        if (secret === undefined || token === undefined) continue;
+        if (keyring.isCurrent(token)) {
+          result.current += 1;
+          continue;
+        }
+        try {
+          secret.replaceToken(keyring.rotate(token));
+          result.reencrypted += 1;
+          changed = true;
+        } catch {
+          result.unreadable += 1;
+        }
+      }
+      return changed;
+    });
+    options.onProgress?.(seen);
+    return result;
+  }
+
+  /**
+   * Calls `visit` for every entry stored in every tier in service (each tier's own copy); when
+   * `visit` resolves true and `readOnly` is false, the entry is written back to that tier.
+   */
+  async #forEachStoredEntry(
+    readOnly: boolean,
+    visit: (entry: ProxyEntry) => Promise<boolean>,
+  ): Promise<void> {
+    const now = this.#clock.now();
+    for (const slot of this.#slots) {
+      if (!this.#available(slot, now)) continue;
+      const { tier } = slot;
+      try {
+        for await (const entry of tier.entries()) {
+          const changed = await visit(entry);
+          if (changed && !readOnly && tier.persistent) {
+            if ((await this.#attempt(slot, () => tier.set(entry))) === FAILED) {
+              throw new TierUnavailableError(`writing to the "${tier.name}" tier failed`);
+            }
+          }
+        }
+      } catch (error) {
+        if (error instanceof TierUnavailableError) throw error;
+        this.#failed(slot, error);
+        throw new TierUnavailableError(`reading the "${tier.name}" tier failed`, { cause: error });
+      }
+    }
   }
 
   /** Removes every expired entry from every tier now (the background sweep calls this). */
@@ -770,9 +1023,18 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
     return true;
   }
 
+  /** The first tier in service that keeps health history and answers queries. */
+  #healthSlot(): TierSlot | undefined {
+    const now = this.#clock.now();
+    return this.#slots.find(
+      (slot) => isHealthTier(slot.tier) && (!slot.degraded || this.#available(slot, now)),
+    );
+  }
+
   #contextFor(slot: TierSlot): TierContext {
     return {
       cipher: this.#keyring,
+      healthPolicy: this.#options.healthPolicy,
       clock: this.#clock,
       logger: this.#logger,
       onEvict: (key, reason, entry) => this.#onTierEvict(slot, key, reason, entry),
@@ -927,6 +1189,15 @@ async function withTimeout<T>(
     return await Promise.race([Promise.resolve().then(call), timeout]);
   } finally {
     clearTimeout(timer);
+  }
+}
+
+function canDecrypt(keyring: Keyring, token: string): boolean {
+  try {
+    keyring.decrypt(token);
+    return true;
+  } catch {
+    return false;
   }
 }
 

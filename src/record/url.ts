@@ -121,9 +121,16 @@ export function deriveKey(proxyUrl: string): string {
 
 /** Shows a URL in an error message with any inline credentials replaced. */
 export function describeWithoutCredentials(url: string): string {
-  const shown = url.replace(
-    /^([a-z][a-z0-9+.-]*:\/\/)?[^@/\s]*@/i,
-    (_all, scheme?: string) => `${scheme ?? ''}[credentials]@`,
-  );
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(url)?.[0] ?? '';
+  // Everything up to the last '@' is userinfo, whatever characters the password holds.
+  const at = url.lastIndexOf('@');
+  const shown = at === -1 ? url : `${scheme}[credentials]@${url.slice(at + 1)}`;
+  // Past the scheme, a URL has at most one ':' (before the port) outside an IPv6 literal.
+  // Anything else (`host:port:user:pass`, `user:pass host:port`) may carry credentials in a
+  // shape that cannot be told apart, so only its length is shown.
+  const rest = shown.slice(scheme.length).replace(/\[[^\]]*\]/g, '');
+  if (/\s/.test(rest) || (rest.match(/:/g)?.length ?? 0) > 1) {
+    return `(a ${url.length}-character value, not shown because it may hold credentials)`;
+  }
   return JSON.stringify(shown.length > 200 ? `${shown.slice(0, 200)}...` : shown);
 }

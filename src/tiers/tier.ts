@@ -1,4 +1,5 @@
 import type { Clock } from '../clock.js';
+import type { HealthPolicy } from '../health.js';
 import type { Logger } from '../logger.js';
 import type { HealthStatus, ProxyEntry } from '../record/entry.js';
 import type { TokenCipher } from '../record/secret.js';
@@ -13,6 +14,8 @@ export const EVICTION_REASONS: readonly EvictionReason[] = ['lru', 'ttl', 'healt
 export interface TierContext {
   /** Encrypts and decrypts credentials; persistent tiers store only tokens. */
   cipher: TokenCipher | undefined;
+  /** The cache's health policy, for tiers that apply health checks themselves. */
+  healthPolicy?: Readonly<HealthPolicy> | undefined;
   clock: Clock;
   logger: Logger;
   /**
@@ -95,6 +98,8 @@ export interface Tier {
   entries(): AsyncIterable<ProxyEntry>;
   /** Removes every entry with `expiresAt <= now` in bulk; resolves their keys. */
   deleteExpired(now: number): Promise<string[]>;
+  /** Reclaims space (rewrites logs, checkpoints a database). Optional; resolves a report. */
+  compact?(): Promise<unknown>;
   /** Flushes and releases everything the tier holds open. Idempotent. */
   close(): Promise<void>;
 }
@@ -161,6 +166,15 @@ export interface HealthTier extends Tier {
   ): Promise<HealthCheckRecord[]>;
   /** Entries matching the filters, in the requested order. */
   query(query: ProxyQuery): Promise<ProxyEntry[]>;
+  /** Every history row of every proxy, oldest first, streamed. */
+  allHealthHistory(): AsyncIterable<HealthCheckRecord>;
+  /**
+   * Adds history rows (from a migration); a row equal to one already stored (same proxy, time,
+   * status, check URL, response time and error) is skipped, so importing twice adds nothing.
+   */
+  importHealthHistory(
+    rows: AsyncIterable<HealthCheckRecord> | Iterable<HealthCheckRecord>,
+  ): Promise<{ imported: number; skipped: number }>;
 }
 
 /** True when `tier` keeps health history and answers queries. */
@@ -169,6 +183,8 @@ export function isHealthTier(tier: Tier): tier is HealthTier {
   return (
     typeof candidate.recordHealthCheck === 'function' &&
     typeof candidate.healthHistory === 'function' &&
-    typeof candidate.query === 'function'
+    typeof candidate.query === 'function' &&
+    typeof candidate.allHealthHistory === 'function' &&
+    typeof candidate.importHealthHistory === 'function'
   );
 }

@@ -89,3 +89,54 @@ describe('keys and stored credentials', () => {
     await after.close();
   });
 });
+
+describe('re-encryption after rotation', () => {
+  it('moves every stored token to the current key, and a second run finds nothing to do', async () => {
+    const oldKey = generateFernetKey();
+    const store = new Map<string, string>();
+    const before = await openOn(store, new Keyring(oldKey));
+    const keys: string[] = [];
+    for (let index = 0; index < 20; index += 1) {
+      const entry = await before.put({
+        proxyUrl: proxy(index),
+        username: `u${index}`,
+        password: `p${index}`,
+      });
+      keys.push(entry.key);
+    }
+    await before.put({ proxyUrl: proxy(99) }); // no credentials: nothing to re-encrypt
+    await before.close();
+
+    const newKey = generateFernetKey();
+    const rotated = new Keyring(oldKey).withCurrent(newKey);
+    const cache = await openOn(store, rotated);
+    await cache.get(keys[0] as string); // one entry also sits in L1
+    expect(await cache.tokenReport()).toEqual({ current: 0, previous: 42, unreadable: 0 });
+    const result = await cache.reencrypt();
+    expect(result).toMatchObject({ reencrypted: 42, unreadable: 0 });
+    expect(await cache.tokenReport()).toMatchObject({ previous: 0, unreadable: 0 });
+    expect(await cache.reencrypt()).toMatchObject({ reencrypted: 0 });
+    await cache.close();
+
+    // Only the new key is needed from now on.
+    const after = await openOn(store, new Keyring(newKey));
+    for (const [index, key] of keys.entries()) {
+      const entry = await after.get(key);
+      expect(entry?.username?.reveal()).toBe(`u${index}`);
+      expect(entry?.password?.reveal()).toBe(`p${index}`);
+    }
+    await after.close();
+  });
+
+  it('counts tokens no key can read and keeps them', async () => {
+    const store = new Map<string, string>();
+    const writer = await openOn(store, new Keyring(generateFernetKey()));
+    await writer.put({ proxyUrl: proxy(1), password: 'p' });
+    await writer.close();
+    const stranger = await openOn(store, new Keyring(generateFernetKey()));
+    expect(await stranger.tokenReport()).toEqual({ current: 0, previous: 0, unreadable: 1 });
+    expect(await stranger.reencrypt()).toMatchObject({ reencrypted: 0, unreadable: 1 });
+    expect(store.size).toBe(1);
+    await stranger.close();
+  });
+});

@@ -60,6 +60,24 @@ describe('canonicalizeProxyUrl', () => {
     expect((error as Error).message).not.toContain('hunter2');
   });
 
+  it.each([
+    'http://user:pa/ss@host:1/x',
+    'ftp://user:hunter2@host:1',
+    '1.2.3.4:80:user:hunter2',
+    'user:hunter2 host:80',
+    'http://user:p@ss@word@host:99999',
+  ])('never repeats a credential of %j in its error', (input) => {
+    let message = '';
+    try {
+      canonicalizeProxyUrl(input);
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).not.toBe('');
+    for (const secret of ['pa/ss', 'hunter2', 'p@ss', 'word@'])
+      expect(message).not.toContain(secret);
+  });
+
   it('accepts only canonical strings on the fast path', () => {
     for (const url of [
       'HTTP://a:1',

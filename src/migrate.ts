@@ -1,0 +1,234 @@
+// Migration of a proxywhirl cache directory into a proxytier cache: its JSONL shards, its L2
+// database (`l2_cache`) and its L3 database (`cache_entries` + `health_history`).
+import { createReadStream } from 'node:fs';
+import { copyFile, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import type { Keyring } from './crypto/keyring.js';
+import { InvalidOptionError } from './errors.js';
+import {
+  importRecords,
+  parseProxyRecords,
+  type ImportItem,
+  type ImportSummary,
+} from './io/import.js';
+import { silentLogger } from './logger.js';
+import type { ProxyCache } from './proxy-cache.js';
+import type { ProxyEntry } from './record/entry.js';
+import { loadDriver } from './tiers/sqlite/driver.js';
+import { SqliteTier } from './tiers/sqlite/index.js';
+
+/** What one source file (or shard directory) of a proxywhirl cache contributed. */
+export interface MigrationSource {
+  /** The shard directory or database file. */
+  path: string;
+  kind: 'jsonl' | 'l2-sqlite' | 'l3-sqlite';
+  entries: { loaded: number; updated: number; skipped: number; failed: number };
+  /** Health-history rows (L3 databases only). */
+  history: { imported: number; skipped: number } | undefined;
+  /** Reasons of the records that failed, with their line (JSONL) or row number. */
+  failures: { line: number; reason: string }[];
+}
+
+/** What `migrateProxywhirl` did, per source. */
+export interface MigrationReport {
+  sources: MigrationSource[];
+}
+
+/** Options of `migrateProxywhirl`. */
+export interface MigrateOptions {
+  /** The proxywhirl key (with its previous keys) that decrypts the stored credentials. */
+  keyring: Keyring;
+  /** Called as records are processed, with the running count. */
+  onProgress?: (done: number) => void;
+}
+
+/**
+ * Imports a proxywhirl cache directory into `cache`: every entry of its JSONL shards
+ * (`shard_NN.jsonl`), of its L2 database (table `l2_cache`) and of its L3 database (table
+ * `cache_entries`, with its `health_history` rows when the cache keeps history). Credentials are
+ * decrypted with `options.keyring` and re-encrypted under the cache's own key. The directory
+ * and its immediate subdirectories are searched. Running it twice changes nothing the second
+ * time: identical entries are skipped and history rows already present are not added again.
+ * The source files are never written (databases are read from a temporary copy).
+ */
+export async function migrateProxywhirl(
+  cache: ProxyCache,
+  sourceDir: string,
+  options: MigrateOptions,
+): Promise<MigrationReport> {
+  const found = await findSources(sourceDir);
+  if (found.length === 0) {
+    throw new InvalidOptionError(
+      `no proxywhirl cache files in ${sourceDir}: expected shard_NN.jsonl files or SQLite databases with an l2_cache or cache_entries table`,
+    );
+  }
+  let done = 0;
+  const onProgress = options.onProgress;
+  const progress = onProgress === undefined ? undefined : () => onProgress((done += 1));
+  const sources: MigrationSource[] = [];
+  for (const source of found) {
+    if (source.kind === 'jsonl') {
+      sources.push(await migrateShards(cache, source.path, options.keyring, progress));
+    } else {
+      sources.push(
+        await migrateDatabase(cache, source.path, source.kind, options.keyring, progress),
+      );
+    }
+  }
+  return { sources };
+}
+
+type Found = { path: string; kind: MigrationSource['kind'] };
+
+async function findSources(dir: string): Promise<Found[]> {
+  const info = await stat(dir).catch(() => undefined);
+  if (info === undefined || !info.isDirectory()) {
+    throw new InvalidOptionError(`${dir} is not a directory`);
+  }
+  const found: Found[] = [];
+  const visit = async (folder: string, depth: number): Promise<void> => {
+    const names = (await readdir(folder, { withFileTypes: true })).sort((a, b) =>
+      a.name.localeCompare(b.name),
+    );
+    if (names.some((entry) => entry.isFile() && /^shard_\d+\.jsonl$/.test(entry.name))) {
+      found.push({ path: folder, kind: 'jsonl' });
+    }
+    for (const entry of names) {
+      const path = join(folder, entry.name);
+      if (entry.isFile() && /\.(db|sqlite3?)$/.test(entry.name)) {
+        const kind = await databaseKind(path);
+        if (kind !== undefined) found.push({ path, kind });
+      } else if (entry.isDirectory() && depth > 0) {
+        await visit(path, depth - 1);
+      }
+    }
+  };
+  await visit(dir, 1);
+  return found;
+}
+
+async function databaseKind(path: string): Promise<'l2-sqlite' | 'l3-sqlite' | undefined> {
+  const Database = await loadDriver('migrate');
+  let db: InstanceType<typeof Database> | undefined;
+  try {
+    db = new Database(path, { readonly: true, fileMustExist: true });
+    const tables = new Set(
+      (
+        db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as {
+          name: string;
+        }[]
+      ).map((row) => row.name),
+    );
+    if (tables.has('cache_entries')) return 'l3-sqlite';
+    if (tables.has('l2_cache')) return 'l2-sqlite';
+    return undefined;
+  } catch {
+    // Not a SQLite database, or not one of proxywhirl's: not a source.
+    return undefined;
+  } finally {
+    db?.close();
+  }
+}
+
+async function migrateShards(
+  cache: ProxyCache,
+  dir: string,
+  keyring: Keyring,
+  onProgress: (() => void) | undefined,
+): Promise<MigrationSource> {
+  const shards = (await readdir(dir)).filter((name) => /^shard_\d+\.jsonl$/.test(name)).sort();
+  const total = { loaded: 0, updated: 0, skipped: 0, failed: 0 };
+  const failures: { line: number; reason: string }[] = [];
+  for (const shard of shards) {
+    const items = parseProxyRecords(createReadStream(join(dir, shard)), {
+      format: 'jsonl',
+      keyring,
+    });
+    const summary = await importRecords(cache, items, progressOption(onProgress));
+    addSummary(total, summary);
+    for (const failure of summary.failures) {
+      failures.push({ line: failure.line, reason: `${shard} ${failure.reason}` });
+    }
+  }
+  return { path: dir, kind: 'jsonl', entries: total, history: undefined, failures };
+}
+
+async function migrateDatabase(
+  cache: ProxyCache,
+  path: string,
+  kind: 'l2-sqlite' | 'l3-sqlite',
+  keyring: Keyring,
+  onProgress: (() => void) | undefined,
+): Promise<MigrationSource> {
+  // Opening a database may write to it (WAL, schema upgrade): work on a private copy.
+  const scratch = await mkdtemp(join(tmpdir(), 'proxytier-migrate-'));
+  const copy = join(scratch, basename(path));
+  try {
+    await copyFile(path, copy);
+    for (const suffix of ['-wal', '-shm']) {
+      await copyFile(`${path}${suffix}`, `${copy}${suffix}`).catch(() => undefined);
+    }
+    const source = new SqliteTier({ path: copy, role: kind === 'l2-sqlite' ? 'l2' : 'l3' });
+    await source.open({
+      cipher: keyring,
+      clock: { now: Date.now, every: () => ({ cancel() {} }) },
+      logger: silentLogger,
+      onEvict: () => undefined,
+    });
+    try {
+      const summary = await importRecords(
+        cache,
+        rowsOf(source.entries()),
+        progressOption(onProgress),
+      );
+      // A cache without a history tier (the JSONL fallback) takes the entries only.
+      const history =
+        kind === 'l3-sqlite' && cache.keepsHealthHistory
+          ? await cache.importHealthHistory(source.allHealthHistory())
+          : undefined;
+      return {
+        path,
+        kind,
+        entries: pickCounts(summary),
+        history,
+        failures: summary.failures.map((failure) => ({
+          line: failure.line,
+          reason: failure.reason,
+        })),
+      };
+    } finally {
+      await source.close();
+    }
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+async function* rowsOf(entries: AsyncIterable<ProxyEntry>): AsyncIterable<ImportItem> {
+  let row = 0;
+  for await (const entry of entries) {
+    row += 1;
+    yield { line: row, input: entry };
+  }
+}
+
+function progressOption(onProgress: (() => void) | undefined) {
+  return onProgress === undefined ? {} : { onProgress: () => onProgress() };
+}
+
+function pickCounts(summary: ImportSummary): MigrationSource['entries'] {
+  return {
+    loaded: summary.loaded,
+    updated: summary.updated,
+    skipped: summary.skipped,
+    failed: summary.failed,
+  };
+}
+
+function addSummary(total: MigrationSource['entries'], summary: ImportSummary): void {
+  total.loaded += summary.loaded;
+  total.updated += summary.updated;
+  total.skipped += summary.skipped;
+  total.failed += summary.failed;
+}
