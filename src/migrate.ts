@@ -14,7 +14,7 @@ import {
 } from './io/import.js';
 import { silentLogger } from './logger.js';
 import type { ProxyCache } from './proxy-cache.js';
-import type { ProxyEntry } from './record/entry.js';
+import type { ProxyEntry, ProxyEntryInput } from './record/entry.js';
 import { loadDriver } from './tiers/sqlite/driver.js';
 import { SqliteTier } from './tiers/sqlite/index.js';
 
@@ -105,7 +105,11 @@ async function findSources(dir: string): Promise<Found[]> {
     }
   };
   await visit(dir, 1);
-  return found;
+  // The richest source first: L3 has every field, L2 lacks the health columns. A poorer copy of
+  // an entry already imported then compares equal on the fields it has and is skipped, instead
+  // of resetting the health fields it does not carry.
+  const rank = { 'l3-sqlite': 0, 'l2-sqlite': 1, jsonl: 2 } as const;
+  return found.sort((a, b) => rank[a.kind] - rank[b.kind]);
 }
 
 async function databaseKind(path: string): Promise<'l2-sqlite' | 'l3-sqlite' | undefined> {
@@ -179,7 +183,7 @@ async function migrateDatabase(
     try {
       const summary = await importRecords(
         cache,
-        rowsOf(source.entries()),
+        rowsOf(source.entries(), kind === 'l2-sqlite'),
         progressOption(onProgress),
       );
       // A cache without a history tier (the JSONL fallback) takes the entries only.
@@ -205,11 +209,29 @@ async function migrateDatabase(
   }
 }
 
-async function* rowsOf(entries: AsyncIterable<ProxyEntry>): AsyncIterable<ImportItem> {
+/** Health fields proxywhirl's L2 table (`l2_cache`) does not have. */
+const NOT_IN_L2 = [
+  'lastHealthCheck',
+  'consecutiveHealthFailures',
+  'consecutiveHealthSuccesses',
+  'recoveryAttempt',
+  'nextCheckTime',
+  'lastHealthError',
+  'totalHealthChecks',
+  'totalHealthCheckFailures',
+] as const;
+
+async function* rowsOf(
+  entries: AsyncIterable<ProxyEntry>,
+  withoutHealth: boolean,
+): AsyncIterable<ImportItem> {
   let row = 0;
   for await (const entry of entries) {
     row += 1;
-    yield { line: row, input: entry };
+    const input: Partial<ProxyEntry> = { ...entry };
+    // Defaults the tier filled in are not data: leave them out so they are not compared.
+    if (withoutHealth) for (const field of NOT_IN_L2) delete input[field];
+    yield { line: row, input: input as ProxyEntryInput };
   }
 }
 

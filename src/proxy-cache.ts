@@ -282,11 +282,18 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
     return found !== undefined && found.entry.expiresAt > this.#clock.now();
   }
 
-  /** The entry without promotion, statistics or access-time changes; `undefined` if absent or expired. */
-  async peek(key: string): Promise<ProxyEntry | undefined> {
+  /**
+   * The entry without promotion, statistics or access-time changes; `undefined` if absent or
+   * expired (unless `includeExpired`: an expired entry not yet removed is then returned).
+   */
+  async peek(
+    key: string,
+    options: { includeExpired?: boolean } = {},
+  ): Promise<ProxyEntry | undefined> {
     this.#assertOpen();
     const found = await this.#find(key);
-    return found !== undefined && found.entry.expiresAt > this.#clock.now()
+    if (found === undefined) return undefined;
+    return options.includeExpired === true || found.entry.expiresAt > this.#clock.now()
       ? found.entry
       : undefined;
   }

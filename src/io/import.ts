@@ -531,7 +531,8 @@ export async function importRecords(
 
   const store = async (line: number, input: ProxyEntryInput, candidate: ProxyEntry) => {
     try {
-      const existing = await cache.peek(candidate.key);
+      // Expired entries count too: importing the same expired record again changes nothing.
+      const existing = await cache.peek(candidate.key, { includeExpired: true });
       if (existing !== undefined && sameAsStored(input, candidate, existing)) {
         summary.skipped += 1;
       } else {
