@@ -77,6 +77,14 @@ export {
 export { MemoryTier, MEMORY_EVICTION_POLICIES, type MemoryTierOptions } from './tiers/memory.js';
 export { FaultTier, type FaultOperation, type FaultTierOptions } from './tiers/fault.js';
 export {
+  JSONL_DEFAULTS,
+  JsonlTier,
+  type CompactionReport,
+  type JsonlDurability,
+  type JsonlTierOptions,
+  type JsonlTierStats,
+} from './tiers/jsonl/index.js';
+export {
   HEALTH_STATS_WINDOW,
   isSqliteAvailable,
   SQLITE_DEFAULTS,

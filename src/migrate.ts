@@ -3,7 +3,7 @@
 import { createReadStream } from 'node:fs';
 import { copyFile, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import type { Keyring } from './crypto/keyring.js';
 import { InvalidOptionError } from './errors.js';
 import {
@@ -57,31 +57,37 @@ export async function migrateProxywhirl(
   sourceDir: string,
   options: MigrateOptions,
 ): Promise<MigrationReport> {
-  const found = await findSources(sourceDir);
-  if (found.length === 0) {
-    throw new InvalidOptionError(
-      `no proxywhirl cache files in ${sourceDir}: expected shard_NN.jsonl files or SQLite databases with an l2_cache or cache_entries table`,
-    );
-  }
-  let done = 0;
-  const onProgress = options.onProgress;
-  const progress = onProgress === undefined ? undefined : () => onProgress((done += 1));
-  const sources: MigrationSource[] = [];
-  for (const source of found) {
-    if (source.kind === 'jsonl') {
-      sources.push(await migrateShards(cache, source.path, options.keyring, progress));
-    } else {
-      sources.push(
-        await migrateDatabase(cache, source.path, source.kind, options.keyring, progress),
+  // Even a read-only open of a database in WAL mode writes beside it (its -shm file), so every
+  // database is read from a private copy: the source directory is never written.
+  const scratch = await mkdtemp(join(tmpdir(), 'proxytier-migrate-'));
+  try {
+    const found = await findSources(sourceDir, scratch);
+    if (found.length === 0) {
+      throw new InvalidOptionError(
+        `no proxywhirl cache files in ${sourceDir}: expected shard_NN.jsonl files or SQLite databases with an l2_cache or cache_entries table`,
       );
     }
+    let done = 0;
+    const onProgress = options.onProgress;
+    const progress = onProgress === undefined ? undefined : () => onProgress((done += 1));
+    const sources: MigrationSource[] = [];
+    for (const source of found) {
+      if (source.kind === 'jsonl') {
+        sources.push(await migrateShards(cache, source.path, options.keyring, progress));
+      } else {
+        sources.push(await migrateDatabase(cache, source, options.keyring, progress));
+      }
+    }
+    return { sources };
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
   }
-  return { sources };
 }
 
-type Found = { path: string; kind: MigrationSource['kind'] };
+type Found =
+  { path: string; kind: 'jsonl' } | { path: string; kind: 'l2-sqlite' | 'l3-sqlite'; copy: string };
 
-async function findSources(dir: string): Promise<Found[]> {
+async function findSources(dir: string, scratch: string): Promise<Found[]> {
   const info = await stat(dir).catch(() => undefined);
   if (info === undefined || !info.isDirectory()) {
     throw new InvalidOptionError(`${dir} is not a directory`);
@@ -97,8 +103,13 @@ async function findSources(dir: string): Promise<Found[]> {
     for (const entry of names) {
       const path = join(folder, entry.name);
       if (entry.isFile() && /\.(db|sqlite3?)$/.test(entry.name)) {
-        const kind = await databaseKind(path);
-        if (kind !== undefined) found.push({ path, kind });
+        const copy = join(scratch, `${found.length}-${entry.name}`);
+        await copyFile(path, copy);
+        for (const suffix of ['-wal', '-shm']) {
+          await copyFile(`${path}${suffix}`, `${copy}${suffix}`).catch(() => undefined);
+        }
+        const kind = await databaseKind(copy);
+        if (kind !== undefined) found.push({ path, kind, copy });
       } else if (entry.isDirectory() && depth > 0) {
         await visit(path, depth - 1);
       }
@@ -160,19 +171,11 @@ async function migrateShards(
 
 async function migrateDatabase(
   cache: ProxyCache,
-  path: string,
-  kind: 'l2-sqlite' | 'l3-sqlite',
+  { path, kind, copy }: Extract<Found, { copy: string }>,
   keyring: Keyring,
   onProgress: (() => void) | undefined,
 ): Promise<MigrationSource> {
-  // Opening a database may write to it (WAL, schema upgrade): work on a private copy.
-  const scratch = await mkdtemp(join(tmpdir(), 'proxytier-migrate-'));
-  const copy = join(scratch, basename(path));
-  try {
-    await copyFile(path, copy);
-    for (const suffix of ['-wal', '-shm']) {
-      await copyFile(`${path}${suffix}`, `${copy}${suffix}`).catch(() => undefined);
-    }
+  {
     const source = new SqliteTier({ path: copy, role: kind === 'l2-sqlite' ? 'l2' : 'l3' });
     await source.open({
       cipher: keyring,
@@ -204,8 +207,6 @@ async function migrateDatabase(
     } finally {
       await source.close();
     }
-  } finally {
-    await rm(scratch, { recursive: true, force: true });
   }
 }
 
