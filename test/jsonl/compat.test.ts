@@ -8,43 +8,13 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Keyring } from '../../src/crypto/keyring.js';
 import type { ProxyEntry } from '../../src/record/entry.js';
 import { crc32Portable } from '../../src/tiers/jsonl/crc32.js';
-import {
-  encodeRecord,
-  formatIsoTime,
-  MAX_TIME,
-  MIN_TIME,
-  parseIsoTime,
-  shardFileName,
-  shardOf,
-} from '../../src/tiers/jsonl/codec.js';
+import { encodeRecord, shardFileName, shardOf } from '../../src/tiers/jsonl/codec.js';
+import { formatIsoTime, MAX_TIME, MIN_TIME, parseIsoTime } from '../../src/record/time.js';
 import { JsonlTier } from '../../src/tiers/jsonl/index.js';
+import type { ExpectedEntry } from '../support/sqlite-fixtures.js';
 import { expectSameEntry, makeContext, sampleEntry } from '../tiers/contract.js';
 
 const FIXTURES = 'test/fixtures/proxywhirl';
-
-interface ExpectedEntry {
-  key: string;
-  proxy_url: string;
-  username: string | null;
-  password: string | null;
-  source: string;
-  fetch_time: string;
-  last_accessed: string;
-  access_count: number;
-  ttl_seconds: number;
-  expires_at: string;
-  health_status: string;
-  failure_count: number;
-  evicted_from_l1: boolean;
-  last_health_check: string | null;
-  consecutive_health_failures: number;
-  consecutive_health_successes: number;
-  recovery_attempt: number;
-  next_check_time: string | null;
-  last_health_error: string | null;
-  total_health_checks: number;
-  total_health_check_failures: number;
-}
 
 /** proxywhirl's field order, as its `put` builds the dict. */
 const PROXYWHIRL_FIELDS = [
