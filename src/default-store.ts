@@ -24,22 +24,22 @@ export function defaultStoreDir(env: Record<string, string | undefined> = proces
 }
 
 /**
- * The embedded default store under `dir`: a memory tier (L1) over a SQLite database with health
+ * The embedded default store under `dir`: a memory tier (L1, left out when `memory` is undefined) over a SQLite database with health
  * history (`<dir>/proxytier.db`, proxywhirl's L3 layout). Where better-sqlite3 cannot be loaded,
  * the pure-JavaScript JSONL log (`<dir>/jsonl/`) takes its place, with a one-line notice.
  */
 export async function defaultTiers(
   dir: string,
-  maxEntries: number,
   logger: Logger,
+  memory: { maxEntries: number } | undefined,
 ): Promise<Tier[]> {
-  const memory = new MemoryTier({ maxEntries });
+  const front = memory === undefined ? [] : [new MemoryTier({ maxEntries: memory.maxEntries })];
   if (await isSqliteAvailable()) {
-    return [memory, new SqliteTier({ path: join(dir, DEFAULT_DATABASE_FILE), role: 'l3' })];
+    return [...front, new SqliteTier({ path: join(dir, DEFAULT_DATABASE_FILE), role: 'l3' })];
   }
   const jsonlDir = join(dir, DEFAULT_JSONL_DIR);
   logger.info(
     `better-sqlite3 is not available, so the store uses the JSONL log in ${jsonlDir} (no health history or indexed queries; run "npm install better-sqlite3" to enable them)`,
   );
-  return [memory, new JsonlTier({ dir: jsonlDir })];
+  return [...front, new JsonlTier({ dir: jsonlDir })];
 }

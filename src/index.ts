@@ -138,3 +138,12 @@ export {
   type MigrationSource,
 } from './migrate.js';
 export { DEFAULT_DATABASE_FILE, DEFAULT_JSONL_DIR, defaultStoreDir } from './default-store.js';
+export {
+  diagnose,
+  type DiagnoseOptions,
+  type Diagnosis,
+  type DoctorChecks,
+  type DoctorProblem,
+  type ModeCheck,
+  type TierCheck,
+} from './doctor.js';

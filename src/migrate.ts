@@ -15,7 +15,7 @@ import {
 import { silentLogger } from './logger.js';
 import type { ProxyCache } from './proxy-cache.js';
 import type { ProxyEntry, ProxyEntryInput } from './record/entry.js';
-import { loadDriver } from './tiers/sqlite/driver.js';
+import { isSqliteAvailable, loadDriver } from './tiers/sqlite/driver.js';
 import { SqliteTier } from './tiers/sqlite/index.js';
 
 /** What one source file (or shard directory) of a proxywhirl cache contributed. */
@@ -33,6 +33,8 @@ export interface MigrationSource {
 /** What `migrateProxywhirl` did, per source. */
 export interface MigrationReport {
   sources: MigrationSource[];
+  /** Files that look like sources but could not be read, and why (no SQLite engine, say). */
+  unread: { path: string; reason: string }[];
 }
 
 /** Options of `migrateProxywhirl`. */
@@ -61,8 +63,9 @@ export async function migrateProxywhirl(
   // database is read from a private copy: the source directory is never written.
   const scratch = await mkdtemp(join(tmpdir(), 'proxytier-migrate-'));
   try {
-    const found = await findSources(sourceDir, scratch);
-    if (found.length === 0) {
+    const unread: MigrationReport['unread'] = [];
+    const found = await findSources(sourceDir, scratch, unread);
+    if (found.length === 0 && unread.length === 0) {
       throw new InvalidOptionError(
         `no proxywhirl cache files in ${sourceDir}: expected shard_NN.jsonl files or SQLite databases with an l2_cache or cache_entries table`,
       );
@@ -78,7 +81,7 @@ export async function migrateProxywhirl(
         sources.push(await migrateDatabase(cache, source, options.keyring, progress));
       }
     }
-    return { sources };
+    return { sources, unread };
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
@@ -87,7 +90,12 @@ export async function migrateProxywhirl(
 type Found =
   { path: string; kind: 'jsonl' } | { path: string; kind: 'l2-sqlite' | 'l3-sqlite'; copy: string };
 
-async function findSources(dir: string, scratch: string): Promise<Found[]> {
+async function findSources(
+  dir: string,
+  scratch: string,
+  unread: MigrationReport['unread'],
+): Promise<Found[]> {
+  const sqlite = await isSqliteAvailable();
   const info = await stat(dir).catch(() => undefined);
   if (info === undefined || !info.isDirectory()) {
     throw new InvalidOptionError(`${dir} is not a directory`);
@@ -102,7 +110,10 @@ async function findSources(dir: string, scratch: string): Promise<Found[]> {
     }
     for (const entry of names) {
       const path = join(folder, entry.name);
-      if (entry.isFile() && /\.(db|sqlite3?)$/.test(entry.name)) {
+      if (entry.isFile() && /\.(db|sqlite3?)$/.test(entry.name) && !sqlite) {
+        // The JSONL shards can still be migrated without the SQLite engine.
+        unread.push({ path, reason: 'better-sqlite3 is not available to read this database' });
+      } else if (entry.isFile() && /\.(db|sqlite3?)$/.test(entry.name)) {
         const copy = join(scratch, `${found.length}-${entry.name}`);
         await copyFile(path, copy);
         for (const suffix of ['-wal', '-shm']) {

@@ -20,6 +20,12 @@ export interface ProxyCacheOptions {
    * the cache is memory-only.
    */
   dir?: string;
+  /**
+   * With `dir`: whether the default store has its memory tier (L1). Default true. A process
+   * that runs once and exits (a command-line tool, a batch job) may leave it out: it would only
+   * add work, and mark what it pushes out as `evictedFromL1` in the store.
+   */
+  memoryTier?: boolean;
   /** Size of the default memory tier when `tiers` is not given. Default 10,000. */
   maxEntries?: number;
   /**
@@ -65,6 +71,7 @@ export interface ResolvedOptions {
   /** Undefined when the default store under `dir` is still to be built. */
   tiers: Tier[] | undefined;
   dir: string | undefined;
+  memoryTier: boolean;
   maxEntries: number;
   keyring: Keyring | undefined;
   encryptionKey: string | undefined;
@@ -100,6 +107,16 @@ export function resolveOptions(options: ProxyCacheOptions = {}): ResolvedOptions
   positiveInteger('maxEntries', maxEntries);
   if (options.dir !== undefined && (typeof options.dir !== 'string' || options.dir === '')) {
     throw new InvalidOptionError(`"dir" must be a non-empty path, got ${String(options.dir)}`);
+  }
+  if (options.memoryTier !== undefined && typeof options.memoryTier !== 'boolean') {
+    throw new InvalidOptionError(
+      `"memoryTier" must be a boolean, got ${typeof options.memoryTier}`,
+    );
+  }
+  if (options.memoryTier === false && options.dir === undefined) {
+    throw new InvalidOptionError(
+      '"memoryTier: false" needs "dir": a cache needs at least one tier',
+    );
   }
   if (options.dir !== undefined && options.tiers !== undefined) {
     throw new InvalidOptionError('give either "dir" (the default store) or "tiers", not both');
@@ -142,6 +159,7 @@ export function resolveOptions(options: ProxyCacheOptions = {}): ResolvedOptions
   return {
     tiers,
     dir: options.dir,
+    memoryTier: options.memoryTier ?? true,
     maxEntries,
     keyring: options.keyring,
     encryptionKey: options.encryptionKey,

@@ -169,7 +169,11 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
     const resolved = resolveOptions(options);
     const tiers =
       resolved.tiers ??
-      (await defaultTiers(resolved.dir as string, resolved.maxEntries, resolved.logger));
+      (await defaultTiers(
+        resolved.dir as string,
+        resolved.logger,
+        resolved.memoryTier ? { maxEntries: resolved.maxEntries } : undefined,
+      ));
     let keyring = resolved.keyring;
     // A key given explicitly is checked even when no tier needs one, so a typo fails early.
     const needsKey = tiers.some((tier) => tier.persistent) || resolved.encryptionKey !== undefined;
@@ -505,7 +509,11 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
       const found = await this.#attempt(slot, () => tier.query(query));
       if (found !== FAILED) return found;
     }
-    return scanQuery(this.entries(), query, this.#clock.now());
+    return scanQuery(
+      this.entries({ includeExpired: query.includeExpired === true }),
+      query,
+      this.#clock.now(),
+    );
   }
 
   /** Asks every tier that can (the JSONL log, SQLite) to reclaim space; resolves their reports. */
@@ -534,7 +542,9 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
     const report: TokenReport = { current: 0, previous: 0, unreadable: 0 };
     const keyring = this.#keyring;
     if (keyring === undefined) return report;
-    await this.#forEachStoredEntry(true, async (entry) => {
+    await this.#forEachStoredEntry(true, async (entry, tier) => {
+      // The memory tier holds copies of what the persistent tiers store: count the stored ones.
+      if (!tier.persistent) return false;
       for (const secret of [entry.username, entry.password]) {
         const token = secret?.token;
         if (token === undefined) continue;
@@ -562,24 +572,29 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
     }
     const result = { reencrypted: 0, current: 0, previous: 0, unreadable: 0 };
     let seen = 0;
-    await this.#forEachStoredEntry(false, async (entry) => {
-      seen += 1;
-      if (seen % 1_000 === 0) options.onProgress?.(seen);
+    await this.#forEachStoredEntry(false, async (entry, tier) => {
+      // The memory tier's copies get new tokens too (so that a later write does not store an old
+      // one) but only the persistent tiers' tokens are counted.
+      const counted = tier.persistent;
+      if (counted) {
+        seen += 1;
+        if (seen % 1_000 === 0) options.onProgress?.(seen);
+      }
       let changed = false;
       for (const field of ['username', 'password'] as const) {
         const secret = entry[field];
         const token = secret?.token;
         if (secret === undefined || token === undefined) continue;
         if (keyring.isCurrent(token)) {
-          result.current += 1;
+          if (counted) result.current += 1;
           continue;
         }
         try {
           secret.replaceToken(keyring.rotate(token));
-          result.reencrypted += 1;
+          if (counted) result.reencrypted += 1;
           changed = true;
         } catch {
-          result.unreadable += 1;
+          if (counted) result.unreadable += 1;
         }
       }
       return changed;
@@ -594,7 +609,7 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
    */
   async #forEachStoredEntry(
     readOnly: boolean,
-    visit: (entry: ProxyEntry) => Promise<boolean>,
+    visit: (entry: ProxyEntry, tier: Tier) => Promise<boolean>,
   ): Promise<void> {
     const now = this.#clock.now();
     for (const slot of this.#slots) {
@@ -602,7 +617,7 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
       const { tier } = slot;
       try {
         for await (const entry of tier.entries()) {
-          const changed = await visit(entry);
+          const changed = await visit(entry, tier);
           if (changed && !readOnly && tier.persistent) {
             if ((await this.#attempt(slot, () => tier.set(entry))) === FAILED) {
               throw new TierUnavailableError(`writing to the "${tier.name}" tier failed`);

@@ -38,6 +38,8 @@ export function createProgress(options: ProgressOptions): Progress {
       ? '{label} [{bar}] {percentage}% | {value}/{total} | {rate}/s | ETA {eta_formatted}'
       : '{label} {value} records | {rate}/s | {duration_formatted}',
     fps: 10,
+    // Narrow enough that the rate and ETA fit an 80-column terminal.
+    barsize: 20,
     etaBuffer: 50,
     // cli-progress's SIGINT handler would swallow the first Ctrl-C; the cursor is left visible
     // so that nothing needs restoring when the process is interrupted.

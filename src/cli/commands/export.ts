@@ -1,0 +1,100 @@
+// `proxytier export [file|-]`: write every stored entry as JSONL, CSV or a JSON array.
+import type { Writable } from 'node:stream';
+import { exportRecords, type ExportFormat, type SecretsMode } from '../../io/export.js';
+import type { ProxyCache } from '../../proxy-cache.js';
+import type { Keyring } from '../../crypto/keyring.js';
+import { writeFileAtomically } from '../atomic-file.js';
+import type { Cli } from '../context.js';
+import { jobProgress } from '../progress.js';
+
+export interface ExportCommandOptions {
+  format?: ExportFormat;
+  secrets: SecretsMode;
+  includeExpired?: boolean;
+}
+
+const BY_EXTENSION: Readonly<Record<string, ExportFormat>> = {
+  jsonl: 'jsonl',
+  ndjson: 'jsonl',
+  json: 'json',
+  csv: 'csv',
+};
+
+/** The format a file name asks for (`.csv`, `.json`, `.jsonl`/`.ndjson`), else JSONL. */
+export function exportFormatFor(file: string | undefined): ExportFormat {
+  const extension = /\.([a-z0-9]+)$/i.exec(file ?? '')?.[1]?.toLowerCase();
+  return (extension === undefined ? undefined : BY_EXTENSION[extension]) ?? 'jsonl';
+}
+
+export async function exportCommand(
+  cli: Cli,
+  file: string | undefined,
+  options: ExportCommandOptions,
+): Promise<void> {
+  const toStdout = file === undefined || file === '-';
+  const format = options.format ?? exportFormatFor(toStdout ? undefined : file);
+  const destination = toStdout ? 'standard output' : file;
+  if (options.secrets === 'plain') {
+    cli.warn(
+      `--secrets plain writes every credential in clear to ${destination}; treat it as a secret and delete it when done`,
+    );
+  }
+  const { keyring } = await cli.storeKeyring();
+  const { exported } = await cli.withStore(async (cache) => {
+    const write = (output: Writable) => writeEntries(cli, cache, output, format, options, keyring);
+    return toStdout ? write(process.stdout) : writeFileAtomically(file, write);
+  }, keyring);
+  const summary = {
+    exported,
+    file: toStdout ? null : file,
+    format,
+    secrets: options.secrets,
+    includeExpired: options.includeExpired === true,
+  };
+  if (toStdout) {
+    // Standard output holds the data: the count goes to standard error.
+    cli.notice(
+      `exported ${exported} ${exported === 1 ? 'entry' : 'entries'} (${format}, secrets ${options.secrets})`,
+    );
+  } else if (cli.json) {
+    cli.outJson(summary);
+  } else {
+    cli.out(
+      `exported ${exported} ${exported === 1 ? 'entry' : 'entries'} to ${file} (${format}, secrets ${options.secrets})`,
+    );
+  }
+}
+
+async function writeEntries(
+  cli: Cli,
+  cache: ProxyCache,
+  output: Writable,
+  format: ExportFormat,
+  options: ExportCommandOptions,
+  keyring: Keyring,
+): Promise<{ exported: number }> {
+  const total = cli.quiet ? undefined : await storedEntries(cache);
+  const progress = jobProgress({ label: 'exporting', total: total ?? 0, quiet: cli.quiet });
+  try {
+    // entries() changes no statistics and no access time.
+    return await exportRecords(
+      cache.entries({ includeExpired: options.includeExpired === true }),
+      output,
+      {
+        format,
+        secrets: options.secrets,
+        keyring,
+        onProgress: (done) => progress.update(done),
+      },
+    );
+  } finally {
+    progress.stop();
+  }
+}
+
+/** How many entries the store holds (expired ones included), for the progress bar. */
+async function storedEntries(cache: ProxyCache): Promise<number | undefined> {
+  if (process.stderr.isTTY !== true) return undefined;
+  const stats = await cache.stats();
+  return Math.max(0, ...stats.tiers.map((tier) => tier.entries ?? 0));
+}

@@ -1,0 +1,164 @@
+// What every command shares: the global options, the logger, the store and its key, output.
+import { ProxyCache } from '../proxy-cache.js';
+import { resolveKeyring, type ResolvedKeyring } from '../crypto/key-source.js';
+import { defaultStoreDir } from '../default-store.js';
+import { createStderrLogger, LOG_LEVELS, type Logger, type LogLevel } from '../logger.js';
+import { ProxyTierError } from '../errors.js';
+import type { Keyring } from '../crypto/keyring.js';
+
+/** Options every command takes (before or after the command name). */
+export interface GlobalOptions {
+  dir?: string;
+  keyFile?: string;
+  json?: boolean;
+  quiet?: boolean;
+  debug?: boolean;
+}
+
+/** A mistake in how the command was called: exit code 2. */
+export class UsageError extends Error {
+  readonly exitCode = 2;
+}
+
+/**
+ * A failure the command reports itself, in one line (exit code 1). `code` is shown first, like a
+ * `ProxyTierError`'s.
+ */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly code?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The command's context: its options, the logger and the output helpers. */
+export class Cli {
+  readonly dir: string;
+  readonly logger: Logger;
+
+  constructor(readonly options: GlobalOptions) {
+    if (options.dir === '') throw new UsageError('--dir must be a directory path, got ""');
+    if (options.keyFile === '') throw new UsageError('--key-file must be a file path, got ""');
+    this.dir = options.dir ?? defaultStoreDir();
+    const wanted = process.env['PROXYTIER_LOG_LEVEL'] ?? 'info';
+    let level: LogLevel = (LOG_LEVELS as readonly string[]).includes(wanted)
+      ? (wanted as LogLevel)
+      : 'info';
+    // --quiet keeps warnings (a loose key file, a switched-off tier) but drops notices.
+    if (options.quiet === true && LOG_LEVELS.indexOf(level) < LOG_LEVELS.indexOf('warn')) {
+      level = 'warn';
+    }
+    this.logger = createStderrLogger(level);
+  }
+
+  get json(): boolean {
+    return this.options.json === true;
+  }
+
+  get quiet(): boolean {
+    return this.options.quiet === true;
+  }
+
+  /** Writes text to standard output. */
+  out(text: string): void {
+    process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+  }
+
+  /** Writes one JSON document to standard output. */
+  outJson(value: unknown): void {
+    process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  }
+
+  /** A notice on standard error (progress of a long job, what was created); not with --quiet. */
+  notice(text: string): void {
+    if (!this.quiet) process.stderr.write(`proxytier: ${text}\n`);
+  }
+
+  /** A warning on standard error, shown even with --quiet. */
+  warn(text: string): void {
+    process.stderr.write(`proxytier: warn: ${text}\n`);
+  }
+
+  /**
+   * The store's keyring. An explicit `--key-file` wins over the environment; without it the
+   * library's order applies (`PROXYTIER_ENCRYPTION_KEY`, proxywhirl's variables,
+   * `PROXYTIER_KEY_FILE`, `~/.config/proxytier/key`), and the key file is created when no key
+   * exists anywhere.
+   */
+  async storeKeyring(options: { create?: boolean } = {}): Promise<ResolvedKeyring> {
+    const keyFile = this.options.keyFile;
+    return resolveKeyring({
+      keyFile,
+      env: keyFile === undefined ? process.env : withoutKeyVariables(process.env),
+      logger: this.logger,
+      create: options.create ?? true,
+    });
+  }
+
+  /**
+   * Opens the store under `--dir`: the default store's persistent tier (SQLite with health
+   * history, or the JSONL log where better-sqlite3 is missing) without the memory tier in front
+   * of it. A command runs once and exits, so a memory tier would only cost: an import larger
+   * than it would mark every entry it pushed out as `evicted_from_l1` in the store (an extra
+   * write each, and a field an export then no longer round-trips), and a store that fails to
+   * open would leave the memory tier serving alone, silently, instead of failing the command.
+   * No background sweep runs: only `cleanup` removes expired entries.
+   */
+  async openStore(keyring?: Keyring): Promise<ProxyCache> {
+    const ring = keyring ?? (await this.storeKeyring()).keyring;
+    // Its one notice (better-sqlite3 missing, the JSONL log used instead) would repeat on every
+    // command: `stats` names the tier, `doctor` explains, and what needs SQLite says so.
+    const quietNotices: Logger = { ...this.logger, info: () => {} };
+    return ProxyCache.open({
+      dir: this.dir,
+      memoryTier: false,
+      keyring: ring,
+      logger: quietNotices,
+      sweepIntervalMs: 0,
+    });
+  }
+
+  /** Runs `use` with the store open and closes it afterwards, whatever happens. */
+  async withStore<T>(use: (cache: ProxyCache) => Promise<T>, keyring?: Keyring): Promise<T> {
+    const cache = await this.openStore(keyring);
+    try {
+      return await use(cache);
+    } finally {
+      await cache.close();
+    }
+  }
+}
+
+const KEY_VARIABLES = [
+  'PROXYTIER_ENCRYPTION_KEY',
+  'PROXYTIER_PREVIOUS_KEYS',
+  'PROXYWHIRL_CACHE_ENCRYPTION_KEY',
+  'PROXYWHIRL_CACHE_KEY_PREVIOUS',
+  'PROXYTIER_KEY_FILE',
+];
+
+/** The environment without the variables that hold keys (an explicit key file wins over them). */
+export function withoutKeyVariables(
+  env: Record<string, string | undefined>,
+): Record<string, string | undefined> {
+  const copy = { ...env };
+  for (const name of KEY_VARIABLES) delete copy[name];
+  return copy;
+}
+
+/** `CODE: message` for a proxytier error, the message for anything else. */
+export function describeError(error: unknown): string {
+  if (error instanceof ProxyTierError || error instanceof CliError) {
+    const code = error instanceof CliError ? error.code : error.code;
+    return code === undefined ? error.message : `${code}: ${error.message}`;
+  }
+  if (error instanceof Error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return code !== undefined && !error.message.includes(code)
+      ? `${code}: ${error.message}`
+      : error.message;
+  }
+  return String(error);
+}
