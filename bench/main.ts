@@ -1,6 +1,7 @@
 // `npm run bench [-- --json] [-- --filter <substring>]`: runs every suite and prints each figure
 // beside the reference it was measured against in the same run.
 import { formatNumber, meetsBudget, progress, type Result } from './harness.js';
+import { cliSuite } from './cli.js';
 import { jsonlSuite } from './jsonl.js';
 import { l1Suite } from './l1.js';
 import { sqliteSuite } from './sqlite.js';
@@ -10,6 +11,7 @@ const SUITES: ReadonlyArray<readonly [name: string, run: () => Promise<Result[]>
   ['l1', l1Suite],
   ['sqlite', sqliteSuite],
   ['jsonl', jsonlSuite],
+  ['cli', cliSuite],
 ];
 
 const USAGE = `usage: node --expose-gc dist-bench/bench/main.js [--json] [--filter <substring>]

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import type { Logger } from './logger.js';
@@ -26,7 +27,8 @@ export function defaultStoreDir(env: Record<string, string | undefined> = proces
 /**
  * The embedded default store under `dir`: a memory tier (L1, left out when `memory` is undefined) over a SQLite database with health
  * history (`<dir>/proxytier.db`, proxywhirl's L3 layout). Where better-sqlite3 cannot be loaded,
- * the pure-JavaScript JSONL log (`<dir>/jsonl/`) takes its place, with a one-line notice.
+ * the pure-JavaScript JSONL log (`<dir>/jsonl/`) takes its place, with a one-line notice; a
+ * directory that already holds a JSONL store and no database keeps using the JSONL store.
  */
 export async function defaultTiers(
   dir: string,
@@ -34,10 +36,16 @@ export async function defaultTiers(
   memory: { maxEntries: number } | undefined,
 ): Promise<Tier[]> {
   const front = memory === undefined ? [] : [new MemoryTier({ maxEntries: memory.maxEntries })];
-  if (await isSqliteAvailable()) {
-    return [...front, new SqliteTier({ path: join(dir, DEFAULT_DATABASE_FILE), role: 'l3' })];
-  }
   const jsonlDir = join(dir, DEFAULT_JSONL_DIR);
+  const databasePath = join(dir, DEFAULT_DATABASE_FILE);
+  // A store keeps the engine it was created with: one made without SQLite stays a JSONL log even
+  // where better-sqlite3 loads later, rather than being hidden behind a new, empty database.
+  if (existsSync(jsonlDir) && !existsSync(databasePath)) {
+    return [...front, new JsonlTier({ dir: jsonlDir })];
+  }
+  if (await isSqliteAvailable()) {
+    return [...front, new SqliteTier({ path: databasePath, role: 'l3' })];
+  }
   logger.info(
     `better-sqlite3 is not available, so the store uses the JSONL log in ${jsonlDir} (no health history or indexed queries; run "npm install better-sqlite3" to enable them)`,
   );

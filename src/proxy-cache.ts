@@ -5,6 +5,8 @@ import { resolveKeyring } from './crypto/key-source.js';
 import { defaultTiers } from './default-store.js';
 import {
   ClosedError,
+  InvalidEntryError,
+  InvalidOptionError,
   ProxyTierError,
   TierError,
   TierTimeoutError,
@@ -21,7 +23,7 @@ import {
 } from './record/entry.js';
 import { TierCounters, type CacheStats } from './stats.js';
 import { applyHealthCheck } from './health.js';
-import { healthFields, scanQuery, validateHealthCheck } from './query.js';
+import { healthFields, scanQuery, validateHealthCheck, validateQuery } from './query.js';
 import {
   isHealthTier,
   type EntryPatch,
@@ -443,7 +445,7 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
         }
       }),
     );
-    return this.peek(key);
+    return this.peek(key, { includeExpired: true });
   }
 
   /**
@@ -503,6 +505,7 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
    */
   async query(query: ProxyQuery = {}): Promise<ProxyEntry[]> {
     this.#assertOpen();
+    validateQuery(query);
     const slot = this.#healthSlot();
     if (slot !== undefined) {
       const tier = slot.tier as HealthTier;
@@ -1047,10 +1050,8 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
 
   /** The first tier in service that keeps health history and answers queries. */
   #healthSlot(): TierSlot | undefined {
-    const now = this.#clock.now();
-    return this.#slots.find(
-      (slot) => isHealthTier(slot.tier) && (!slot.degraded || this.#available(slot, now)),
-    );
+    // Only a tier in service: asking must not use up a switched-off tier's probe.
+    return this.#slots.find((slot) => isHealthTier(slot.tier) && !slot.degraded);
   }
 
   #contextFor(slot: TierSlot): TierContext {
@@ -1087,6 +1088,9 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
       if (slot.consecutiveFailures !== 0 || slot.degraded) this.#succeeded(slot);
       return result;
     } catch (error) {
+      // A caller's mistake (a malformed query, a bad option) says nothing about the tier's
+      // health: it goes back to the caller and is not counted against the tier.
+      if (error instanceof InvalidOptionError || error instanceof InvalidEntryError) throw error;
       this.#failed(slot, error);
       return FAILED;
     }

@@ -76,7 +76,7 @@ export function validateQuery(query: ProxyQuery): void {
 
 /**
  * Answers a query by scanning every entry: for stacks without an indexing tier (memory, JSONL).
- * Memory use is bounded by the matches (or by `limit` per scan step when one is given).
+ * Memory use grows with the number of matches, which are sorted before `limit` applies.
  */
 export async function scanQuery(
   entries: AsyncIterable<ProxyEntry>,

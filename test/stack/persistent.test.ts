@@ -12,6 +12,7 @@ import { exportRecords } from '../../src/io/export.js';
 import { silentLogger } from '../../src/logger.js';
 import { migrateProxywhirl } from '../../src/migrate.js';
 import { ProxyCache } from '../../src/proxy-cache.js';
+import { JsonlTier } from '../../src/tiers/jsonl/index.js';
 import { MemoryTier } from '../../src/tiers/memory.js';
 import { SqliteTier } from '../../src/tiers/sqlite/index.js';
 import { recordingLogger } from '../cache/helpers.js';
@@ -135,6 +136,35 @@ describe('the stack over SQLite', () => {
     }
     expect(again.sources.find((source) => source.kind === 'l3-sqlite')?.history?.imported).toBe(0);
     await cache.close();
+  });
+
+  it('gives a malformed query back to the caller without holding it against the tier', async () => {
+    const cache = await openDefault();
+    const entry = await cache.put({ proxyUrl: 'http://192.0.2.5:8080' });
+    for (let attempt = 0; attempt < 5; attempt += 1) {
+      await expect(cache.query({ limit: -1 })).rejects.toMatchObject({ code: 'E_INVALID_OPTION' });
+      await expect(cache.healthHistory(entry.key, { limit: -1 })).rejects.toMatchObject({
+        code: 'E_INVALID_OPTION',
+      });
+    }
+    expect((await cache.stats()).tiers[1]).toMatchObject({ errors: 0, degraded: false });
+    await cache.close();
+  });
+
+  it('keeps using a JSONL store it finds in the directory', async () => {
+    const store = join(dir, 'store');
+    const keyring = new Keyring(generateFernetKey());
+    const first = await ProxyCache.open({
+      tiers: [new JsonlTier({ dir: join(store, 'jsonl') })],
+      keyring,
+      logger: silentLogger,
+    });
+    const entry = await first.put({ proxyUrl: 'http://192.0.2.6:8080', password: 'p' });
+    await first.close();
+    const reopened = await ProxyCache.open({ dir: store, keyring, logger: silentLogger });
+    expect(reopened.tiers.map((tier) => tier.name)).toEqual(['memory', 'jsonl']);
+    expect((await reopened.get(entry.key))?.password?.reveal()).toBe('p');
+    await reopened.close();
   });
 
   it('keeps serving from memory when the database file is garbage, and says so', async () => {
