@@ -14,7 +14,7 @@ import {
 } from './io/import.js';
 import { silentLogger } from './logger.js';
 import type { ProxyCache } from './proxy-cache.js';
-import type { ProxyEntry, ProxyEntryInput } from './record/entry.js';
+import { HEALTH_FIELDS, type ProxyEntry, type ProxyEntryInput } from './record/entry.js';
 import { isSqliteAvailable, loadDriver } from './tiers/sqlite/driver.js';
 import { SqliteTier } from './tiers/sqlite/index.js';
 
@@ -221,18 +221,6 @@ async function migrateDatabase(
   }
 }
 
-/** Health fields proxywhirl's L2 table (`l2_cache`) does not have. */
-const NOT_IN_L2 = [
-  'lastHealthCheck',
-  'consecutiveHealthFailures',
-  'consecutiveHealthSuccesses',
-  'recoveryAttempt',
-  'nextCheckTime',
-  'lastHealthError',
-  'totalHealthChecks',
-  'totalHealthCheckFailures',
-] as const;
-
 async function* rowsOf(
   entries: AsyncIterable<ProxyEntry>,
   withoutHealth: boolean,
@@ -242,7 +230,7 @@ async function* rowsOf(
     row += 1;
     const input: Partial<ProxyEntry> = { ...entry };
     // Defaults the tier filled in are not data: leave them out so they are not compared.
-    if (withoutHealth) for (const field of NOT_IN_L2) delete input[field];
+    if (withoutHealth) for (const field of HEALTH_FIELDS) delete input[field];
     yield { line: row, input: input as ProxyEntryInput };
   }
 }

@@ -12,7 +12,12 @@ import {
   ProxyTierError,
 } from '../errors.js';
 import type { ProxyCache } from '../proxy-cache.js';
-import { createEntry, type ProxyEntry, type ProxyEntryInput } from '../record/entry.js';
+import {
+  createEntry,
+  ENTRY_FIELDS,
+  type ProxyEntry,
+  type ProxyEntryInput,
+} from '../record/entry.js';
 import type { Secret, TokenCipher } from '../record/secret.js';
 import {
   describeEntryError,
@@ -593,25 +598,8 @@ export async function importRecords(
   return summary;
 }
 
-const COMPARED_FIELDS = [
-  'source',
-  'fetchTime',
-  'lastAccessed',
-  'accessCount',
-  'ttlSeconds',
-  'expiresAt',
-  'healthStatus',
-  'failureCount',
-  'evictedFromL1',
-  'lastHealthCheck',
-  'consecutiveHealthFailures',
-  'consecutiveHealthSuccesses',
-  'recoveryAttempt',
-  'nextCheckTime',
-  'lastHealthError',
-  'totalHealthChecks',
-  'totalHealthCheckFailures',
-] as const;
+// Every field but the key and the URL (the key derives from the URL) and the credentials.
+const COMPARED_FIELDS = ENTRY_FIELDS.filter((field) => field !== 'key' && field !== 'proxyUrl');
 
 /** True when storing `input` (validated as `candidate`) would change nothing the input states. */
 function sameAsStored(input: ProxyEntryInput, candidate: ProxyEntry, stored: ProxyEntry): boolean {

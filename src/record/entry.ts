@@ -46,6 +46,34 @@ export interface ProxyEntry {
   totalHealthCheckFailures: number;
 }
 
+/** The health-monitoring fields (proxywhirl's "Feature 006" columns, absent from its L2 table). */
+export const HEALTH_FIELDS = [
+  'lastHealthCheck',
+  'consecutiveHealthFailures',
+  'consecutiveHealthSuccesses',
+  'recoveryAttempt',
+  'nextCheckTime',
+  'lastHealthError',
+  'totalHealthChecks',
+  'totalHealthCheckFailures',
+] as const satisfies readonly (keyof ProxyEntry)[];
+
+/** Every field but the credentials, in the order proxywhirl writes them. */
+export const ENTRY_FIELDS = [
+  'key',
+  'proxyUrl',
+  'source',
+  'fetchTime',
+  'lastAccessed',
+  'accessCount',
+  'ttlSeconds',
+  'expiresAt',
+  'healthStatus',
+  'failureCount',
+  'evictedFromL1',
+  ...HEALTH_FIELDS,
+] as const satisfies readonly (keyof ProxyEntry)[];
+
 /** A time given by a caller: epoch milliseconds, a `Date`, or an ISO 8601 string. */
 export type TimeInput = number | Date | string;
 

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { InvalidEntryError, InvalidOptionError } from '../../errors.js';
 import {
+  ENTRY_FIELDS,
   HEALTH_STATUSES,
   createEntry,
   type HealthStatus,
@@ -254,26 +255,7 @@ function credential(
   return secret;
 }
 
-const COMPARED: readonly (keyof ProxyEntry)[] = [
-  'proxyUrl',
-  'source',
-  'fetchTime',
-  'lastAccessed',
-  'accessCount',
-  'ttlSeconds',
-  'expiresAt',
-  'healthStatus',
-  'failureCount',
-  'evictedFromL1',
-  'lastHealthCheck',
-  'consecutiveHealthFailures',
-  'consecutiveHealthSuccesses',
-  'recoveryAttempt',
-  'nextCheckTime',
-  'lastHealthError',
-  'totalHealthChecks',
-  'totalHealthCheckFailures',
-];
+const COMPARED: readonly (keyof ProxyEntry)[] = ENTRY_FIELDS.filter((field) => field !== 'key');
 
 /** True when the stored entry already holds the imported one (credentials compared by value). */
 function sameEntry(stored: ProxyEntry | undefined, incoming: ProxyEntry): boolean {
