@@ -27,6 +27,7 @@ import {
   type ProxyEntry,
 } from '../src/index.js';
 import { SqliteTier } from '../src/tiers/sqlite/index.js';
+import { L3_COLUMNS } from '../src/tiers/sqlite/schema.js';
 import type { TierContext } from '../src/tiers/tier.js';
 import {
   compareThroughput,
@@ -50,31 +51,8 @@ const BUDGET = {
   coldGet: 0.5,
 } as const;
 
-const COLUMNS = [
-  'key',
-  'proxy_url',
-  'username_encrypted',
-  'password_encrypted',
-  'source',
-  'fetch_time',
-  'last_accessed',
-  'access_count',
-  'ttl_seconds',
-  'expires_at',
-  'health_status',
-  'failure_count',
-  'created_at',
-  'updated_at',
-  'last_health_check',
-  'consecutive_health_failures',
-  'consecutive_health_successes',
-  'recovery_attempt',
-  'next_check_time',
-  'last_health_error',
-  'total_health_checks',
-  'total_health_check_failures',
-  'evicted_from_l1',
-];
+// proxywhirl's cache_entries columns, in its order (the tier's own list).
+const COLUMNS = L3_COLUMNS;
 
 // ------------------------------------------------------------------ data
 
