@@ -94,7 +94,6 @@ export type Loader = (
 const MAX_DIRTY_KEYS = 100_000;
 const FAILED = Symbol('failed');
 type Failed = typeof FAILED;
-const EXPIRED = Symbol('expired');
 
 /** Per-tier state the stack keeps: counters, and the circuit breaker for degradation. */
 class TierSlot {
@@ -235,10 +234,30 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
       if (this.#closed) this.#assertOpen();
       const now = this.#clock.now();
       this.#requests += 1;
-      const hit = this.#readL1(key, now);
-      if (hit === EXPIRED) return this.#expire(key).then(() => undefined);
-      if (hit !== undefined) return Promise.resolve(hit);
-      return this.#readFrom(this.#l1 === undefined ? 0 : 1, key, now);
+      // The L1 read is written out here and in getSync rather than shared in a helper: V8 then
+      // optimises the whole hit as one frame (measured: 0.25 -> 0.31 of lru-cache's get for the
+      // awaited hit). A failing or switched-off L1 takes the general path.
+      const l1 = this.#l1;
+      if (l1 === undefined || l1.degraded || l1.consecutiveFailures !== 0) {
+        return this.#readFrom(0, key, now);
+      }
+      let entry: ProxyEntry | undefined;
+      try {
+        entry = (l1.tier.getSync as (key: string) => ProxyEntry | undefined)(key);
+      } catch (error) {
+        this.#failed(l1, error);
+        return this.#readFrom(1, key, now);
+      }
+      if (entry === undefined) {
+        l1.counters.misses += 1;
+        return this.#readFrom(1, key, now);
+      }
+      if (entry.expiresAt <= now) return this.#expire(key).then(() => undefined);
+      l1.counters.hits += 1;
+      // Skipping the store when the time has not moved saves a write on bursts of hits.
+      if (entry.lastAccessed !== now) entry.lastAccessed = now;
+      entry.accessCount += 1;
+      return Promise.resolve(entry);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -252,13 +271,30 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
     if (this.#closed) this.#assertOpen();
     const now = this.#clock.now();
     this.#requests += 1;
-    const hit = this.#readL1(key, now);
-    if (hit === EXPIRED) {
+    // The same L1 read as in `get`, written out for the same reason.
+    const l1 = this.#l1;
+    if (l1 === undefined || l1.degraded || l1.consecutiveFailures !== 0) {
+      return this.#readSyncFrom(0, key, now);
+    }
+    let entry: ProxyEntry | undefined;
+    try {
+      entry = (l1.tier.getSync as (key: string) => ProxyEntry | undefined)(key);
+    } catch (error) {
+      this.#failed(l1, error);
+      return this.#readSyncFrom(1, key, now);
+    }
+    if (entry === undefined) {
+      l1.counters.misses += 1;
+      return this.#readSyncFrom(1, key, now);
+    }
+    if (entry.expiresAt <= now) {
       this.#track(this.#expire(key));
       return undefined;
     }
-    if (hit !== undefined) return hit;
-    return this.#readSyncFrom(this.#l1 === undefined ? 0 : 1, key, now);
+    l1.counters.hits += 1;
+    if (entry.lastAccessed !== now) entry.lastAccessed = now;
+    entry.accessCount += 1;
+    return entry;
   }
 
   /**
@@ -725,35 +761,6 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
   }
 
   // ---------------------------------------------------------------- reads
-
-  /**
-   * The hot path: a live hit in a synchronous L1. `EXPIRED` ends the read as a miss (the caller
-   * removes the entry from every tier); `undefined` (a miss, or L1 off or failing, counted here)
-   * sends the caller on to L2.
-   */
-  #readL1(key: string, now: number): ProxyEntry | undefined | typeof EXPIRED {
-    const slot = this.#l1;
-    if (slot === undefined) return undefined;
-    if (slot.degraded && !this.#available(slot, now)) return undefined;
-    let entry: ProxyEntry | undefined;
-    try {
-      entry = (slot.tier.getSync as (key: string) => ProxyEntry | undefined)(key);
-      if (slot.consecutiveFailures !== 0 || slot.degraded) this.#succeeded(slot);
-    } catch (error) {
-      this.#failed(slot, error);
-      return undefined;
-    }
-    if (entry === undefined) {
-      slot.counters.misses += 1;
-      return undefined;
-    }
-    if (entry.expiresAt <= now) return EXPIRED;
-    slot.counters.hits += 1;
-    // Skipping the store when the time has not moved saves a write on bursts of hits.
-    if (entry.lastAccessed !== now) entry.lastAccessed = now;
-    entry.accessCount += 1;
-    return entry;
-  }
 
   /** The rest of an asynchronous read, from tier `start` on. */
   async #readFrom(start: number, key: string, now: number): Promise<ProxyEntry | undefined> {
