@@ -5,5 +5,8 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     testTimeout: 30_000,
     hookTimeout: 30_000,
+    // The JSON report lets CI print a one-line summary of the run.
+    reporters: ['default', 'json'],
+    outputFile: { json: 'test-results.json' },
   },
 });
