@@ -7,7 +7,7 @@ import type { Writable } from 'node:stream';
 import { stringify } from 'csv-stringify/sync';
 import type { Keyring } from '../crypto/keyring.js';
 import { InvalidOptionError } from '../errors.js';
-import type { ProxyEntry } from '../record/entry.js';
+import { PROXYWHIRL_FIELDS, type ProxyEntry } from '../record/entry.js';
 import type { Secret } from '../record/secret.js';
 import { formatIsoTime } from './time.js';
 
@@ -46,25 +46,8 @@ const CREDENTIAL_COLUMNS: Readonly<Record<SecretsMode, readonly string[]>> = {
   plain: ['username', 'password'],
 };
 
-const RECORD_COLUMNS = [
-  'source',
-  'fetch_time',
-  'last_accessed',
-  'access_count',
-  'ttl_seconds',
-  'expires_at',
-  'health_status',
-  'failure_count',
-  'evicted_from_l1',
-  'last_health_check',
-  'consecutive_health_failures',
-  'consecutive_health_successes',
-  'recovery_attempt',
-  'next_check_time',
-  'last_health_error',
-  'total_health_checks',
-  'total_health_check_failures',
-] as const;
+// Every field after the key and the URL, which lead each record.
+const RECORD_COLUMNS = PROXYWHIRL_FIELDS.slice(2);
 
 /** The fields (and CSV columns, in this order) an export writes for `secrets`. */
 export function exportColumns(secrets: SecretsMode = 'redacted'): string[] {

@@ -74,6 +74,14 @@ export const ENTRY_FIELDS = [
   ...HEALTH_FIELDS,
 ] as const satisfies readonly (keyof ProxyEntry)[];
 
+/** `fetchTime` -> `fetch_time`: proxywhirl's name of a field. */
+export function snakeCaseField(field: string): string {
+  return field.replace(/[A-Z0-9]+/g, (part) => `_${part.toLowerCase()}`);
+}
+
+/** Every field but the credentials under proxywhirl's names, in the order its JSONL tier writes them. */
+export const PROXYWHIRL_FIELDS: readonly string[] = ENTRY_FIELDS.map(snakeCaseField);
+
 /** A time given by a caller: epoch milliseconds, a `Date`, or an ISO 8601 string. */
 export type TimeInput = number | Date | string;
 
