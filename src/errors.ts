@@ -67,6 +67,25 @@ export class TierTimeoutError extends TierError {
   override readonly code = 'E_TIER_TIMEOUT';
 }
 
+/**
+ * A tier is busy with another process's work (SQLite's write lock held past its short busy
+ * wait, a JSONL shard lock taken). Transient: the stack retries the call with back-off, without
+ * blocking the event loop, until the tier's time budget runs out.
+ */
+export class TierBusyError extends TierError {
+  override readonly code = 'E_TIER_BUSY';
+}
+
+/**
+ * A switched-on persistent tier could not commit a write (put, update, health record, delete)
+ * after retries within its time budget, and the failure did not switch it off: the write did not
+ * happen there, and the call rejects with this error. `tier` names the tier; `cause` is the last
+ * failure.
+ */
+export class TierWriteError extends TierError {
+  override readonly code = 'E_TIER_WRITE';
+}
+
 /** A tier's stored data is damaged (a torn or corrupt record, a database that is not one). */
 export class CorruptionError extends TierError {
   override readonly code = 'E_CORRUPT';

@@ -1,8 +1,15 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import { TierError } from '../errors.js';
+import { TierBusyError, TierError } from '../errors.js';
 import type { ProxyEntry } from '../record/entry.js';
 import { MemoryTier } from './memory.js';
-import type { EntryPatch, Tier, TierContext } from './tier.js';
+import type {
+  EntryAccess,
+  EntryChange,
+  EntryPatch,
+  Tier,
+  TierChanges,
+  TierContext,
+} from './tier.js';
 
 /** Options of `FaultTier`. */
 export interface FaultTierOptions {
@@ -21,6 +28,8 @@ export type FaultOperation =
   | 'get'
   | 'set'
   | 'update'
+  | 'modify'
+  | 'touch'
   | 'delete'
   | 'has'
   | 'clear'
@@ -49,6 +58,8 @@ export class FaultTier implements Tier {
     get: 0,
     set: 0,
     update: 0,
+    modify: 0,
+    touch: 0,
     delete: 0,
     has: 0,
     clear: 0,
@@ -60,6 +71,8 @@ export class FaultTier implements Tier {
   #inner: Tier;
   #context: TierContext | undefined;
   #failuresLeft = 0;
+  #busyLeft = 0;
+  #operationFailures = new Map<FaultOperation, number>();
   #latencyMs = 0;
   #corruptKeys = new Set<string>();
   #abort = new AbortController();
@@ -68,8 +81,24 @@ export class FaultTier implements Tier {
     this.name = options.name ?? 'fault';
     this.persistent = options.persistent ?? true;
     this.timeoutMs = options.timeoutMs;
-    this.#inner = options.inner ?? new MemoryTier({ maxEntries: 100_000, name: this.name });
+    const inner: Tier = options.inner ?? new MemoryTier({ maxEntries: 100_000, name: this.name });
+    this.#inner = inner;
+    // The optional methods exist exactly when the inner tier has them, as the stack checks.
+    const { touch, readChanges } = inner;
+    if (touch !== undefined) {
+      this.touch = async (accesses) => {
+        await this.#enter('touch');
+        await touch.call(inner, accesses);
+      };
+    }
+    if (readChanges !== undefined) {
+      // Injected failures do not reach the change feed: it is a local read of the inner tier.
+      this.readChanges = () => readChanges.call(inner);
+    }
   }
+
+  readonly touch?: (accesses: readonly EntryAccess[]) => Promise<void>;
+  readonly readChanges?: () => TierChanges;
 
   /**
    * Makes the next `count` calls (default: every call until `heal()`) throw a `TierError`;
@@ -79,9 +108,24 @@ export class FaultTier implements Tier {
     this.#failuresLeft = count;
   }
 
+  /** Makes the next `count` calls of `operation` alone throw a `TierError`. */
+  failOn(operation: FaultOperation, count = 1): void {
+    this.#operationFailures.set(operation, count);
+  }
+
+  /**
+   * Makes the next `count` calls throw `TierBusyError` (`E_TIER_BUSY`), as a tier does while
+   * another process holds its lock; the stack retries those.
+   */
+  busy(count = Number.POSITIVE_INFINITY): void {
+    this.#busyLeft = count;
+  }
+
   /** Stops failing and removes any latency. */
   heal(): void {
     this.#failuresLeft = 0;
+    this.#busyLeft = 0;
+    this.#operationFailures.clear();
     this.#latencyMs = 0;
   }
 
@@ -123,6 +167,11 @@ export class FaultTier implements Tier {
   async update(key: string, patch: EntryPatch): Promise<boolean> {
     await this.#enter('update');
     return this.#inner.update(key, patch);
+  }
+
+  async modify(key: string, change: EntryChange): Promise<ProxyEntry | undefined> {
+    await this.#enter('modify');
+    return this.#inner.modify(key, change);
   }
 
   async delete(key: string): Promise<boolean> {
@@ -172,6 +221,15 @@ export class FaultTier implements Tier {
       await delay(this.#latencyMs, undefined, { signal: this.#abort.signal, ref: false }).catch(
         () => undefined,
       );
+    }
+    if (this.#busyLeft > 0) {
+      this.#busyLeft -= 1;
+      throw new TierBusyError(this.name, `injected busy answer in ${this.name}.${operation}`);
+    }
+    const operationFailures = this.#operationFailures.get(operation) ?? 0;
+    if (operationFailures > 0) {
+      this.#operationFailures.set(operation, operationFailures - 1);
+      throw new TierError(this.name, `injected failure in ${this.name}.${operation}`);
     }
     if (this.#failuresLeft > 0) {
       this.#failuresLeft -= 1;

@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import { ClosedError, InvalidOptionError } from '../errors.js';
 import type { ProxyEntry } from '../record/entry.js';
-import type { EntryPatch, EvictionReason, Tier, TierContext } from './tier.js';
+import type { EntryChange, EntryPatch, EvictionReason, Tier, TierContext } from './tier.js';
 
 /** Eviction policies the memory tier implements. Asking for another one is an error, not a no-op. */
 export const MEMORY_EVICTION_POLICIES = ['lru'] as const;
@@ -95,6 +95,21 @@ export class MemoryTier implements Tier {
     // Copy on write: the stored object may be shared with the caller or a faster tier.
     this.#lru.set(key, { ...current, ...patch }, { noUpdateTTL: true });
     return true;
+  }
+
+  /** Synchronous, so nothing can run between the read and the write. */
+  modifySync(key: string, change: EntryChange): ProxyEntry | undefined {
+    const current = this.#lru.peek(key);
+    if (current === undefined) return undefined;
+    const patch = change(current);
+    if (patch === undefined) return current;
+    const next = { ...current, ...patch };
+    this.#lru.set(key, next, { noUpdateTTL: true });
+    return next;
+  }
+
+  async modify(key: string, change: EntryChange): Promise<ProxyEntry | undefined> {
+    return this.modifySync(key, change);
   }
 
   deleteSync(key: string): boolean {

@@ -46,6 +46,29 @@ export type EntryPatch = Partial<
 >;
 
 /**
+ * A read-modify-write of one stored entry: given the entry as stored now, returns the fields to
+ * change, or `undefined` to change nothing. It runs synchronously inside the tier's atomic
+ * section, so it must be pure: no I/O, no awaiting, no side effects beyond its return value.
+ */
+export type EntryChange = (current: ProxyEntry) => EntryPatch | undefined;
+
+/** One entry's use as L1 saw it, passed down so a bounded lower tier evicts by true recency. */
+export interface EntryAccess {
+  key: string;
+  /** Epoch ms of the latest use. */
+  lastAccessed: number;
+  /** The entry's access count after that use. */
+  accessCount: number;
+}
+
+/**
+ * What a tier's change feed reports: the keys other processes wrote or deleted since the previous
+ * call, or `'flush'` when it cannot tell which (it fell behind a pruned change log, a file was
+ * rewritten): the reader then forgets everything it cached from this tier.
+ */
+export type TierChanges = readonly string[] | 'flush';
+
+/**
  * The contract every tier implements (memory, jsonl, sqlite, redis, and test tiers). The stack is
  * the only caller: it decides TTL, promotion and degradation; a tier stores, finds and forgets.
  *
@@ -83,6 +106,29 @@ export interface Tier {
   setSync?(entry: ProxyEntry): void;
   /** Changes some fields of a stored entry. Resolves `false` when the key is absent. */
   update(key: string, patch: EntryPatch): Promise<boolean>;
+  /**
+   * Atomic read-modify-write of one entry: reads the entry as stored now (after catching up with
+   * other processes' writes), applies `change`, and stores the patch, with no write of this or
+   * another process in between. Resolves the entry after the change (the stored one unchanged
+   * when `change` returns `undefined`), or `undefined` when the key is absent. Health counters go
+   * through this so concurrent increments are never lost.
+   */
+  modify(key: string, change: EntryChange): Promise<ProxyEntry | undefined>;
+  /**
+   * Records uses that a faster tier served (L1 hits), so that a bounded tier evicts by true
+   * recency. Only `lastAccessed` and `accessCount` change, only where they move forward, and
+   * only for keys that exist: a touch never creates an entry. Optional: an unbounded tier may
+   * leave it out.
+   */
+  touch?(accesses: readonly EntryAccess[]): Promise<void>;
+  /**
+   * The change feed of a tier that other processes share (SQLite, JSONL): the keys that other
+   * processes changed since the previous call (see `TierChanges`). The first call only sets the
+   * starting point and reports nothing. Synchronous and cheap when nothing changed (one
+   * `PRAGMA data_version`, one `fstat` per file), since the stack calls it on its read path at
+   * most once per staleness bound.
+   */
+  readChanges?(): TierChanges;
   /** Removes the entry. Resolves `true` when it existed. */
   delete(key: string): Promise<boolean>;
   deleteSync?(key: string): boolean;

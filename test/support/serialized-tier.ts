@@ -4,7 +4,7 @@
 import { TierError } from '../../src/errors.js';
 import type { ProxyEntry } from '../../src/record/entry.js';
 import { Secret } from '../../src/record/secret.js';
-import type { EntryPatch, Tier, TierContext } from '../../src/tiers/tier.js';
+import type { EntryChange, EntryPatch, Tier, TierContext } from '../../src/tiers/tier.js';
 
 export type SerializedStore = Map<string, string>;
 
@@ -61,6 +61,14 @@ export class SerializedTier implements Tier {
     if (text === undefined) return false;
     this.store.set(key, JSON.stringify({ ...JSON.parse(text), ...patch }));
     return true;
+  }
+
+  async modify(key: string, change: EntryChange): Promise<ProxyEntry | undefined> {
+    const text = this.store.get(key);
+    if (text === undefined) return undefined;
+    const patch = change(this.#decode(text));
+    if (patch !== undefined) this.store.set(key, JSON.stringify({ ...JSON.parse(text), ...patch }));
+    return this.get(key);
   }
 
   async delete(key: string): Promise<boolean> {

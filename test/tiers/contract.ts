@@ -176,6 +176,47 @@ export function runTierContract(options: TierContractOptions): void {
       expectSameEntry(await tier.get(entry.key), expected);
     });
 
+    it('modifies atomically: concurrent increments are all kept', async () => {
+      const entry = sampleEntry(keyring, 7);
+      await tier.set(entry);
+      const results = await Promise.all(
+        Array.from({ length: 20 }, () =>
+          tier.modify(entry.key, (current) => ({ failureCount: current.failureCount + 1 })),
+        ),
+      );
+      const counts = results
+        .map((found) => found?.failureCount)
+        .sort((a, b) => (a ?? 0) - (b ?? 0));
+      expect(counts).toEqual(Array.from({ length: 20 }, (_, index) => index + 1));
+      expect((await tier.get(entry.key))?.failureCount).toBe(20);
+      expect((await tier.get(entry.key))?.password?.reveal()).toBe(entry.password?.reveal());
+    });
+
+    it('modify of an absent key changes nothing; a change that returns nothing writes nothing', async () => {
+      expect(await tier.modify('absent', () => ({ failureCount: 1 }))).toBeUndefined();
+      expect(await tier.has('absent')).toBe(false);
+      const entry = sampleEntry(keyring, 8);
+      await tier.set(entry);
+      const same = await tier.modify(entry.key, () => undefined);
+      expect(same?.failureCount).toBe(entry.failureCount);
+    });
+
+    it('touch moves access times forward only, and never creates an entry', async () => {
+      if (tier.touch === undefined) return;
+      const entry = sampleEntry(keyring, 9);
+      await tier.set(entry);
+      const later = entry.lastAccessed + 5_000;
+      await tier.touch([
+        { key: entry.key, lastAccessed: later, accessCount: entry.accessCount + 3 },
+        { key: 'absent', lastAccessed: later, accessCount: 1 },
+      ]);
+      await tier.touch([{ key: entry.key, lastAccessed: later - 10_000, accessCount: 1 }]);
+      const found = await tier.get(entry.key);
+      expect(found?.lastAccessed).toBe(later);
+      expect(found?.accessCount).toBe(entry.accessCount + 3);
+      expect(await tier.has('absent')).toBe(false);
+    });
+
     it('deletes, reporting whether the key existed', async () => {
       const entry = sampleEntry(keyring, 6);
       await tier.set(entry);
