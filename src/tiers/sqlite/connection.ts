@@ -19,6 +19,11 @@ export class SharedConnection {
   busyTimeoutMs: number;
   /** Row count per table, kept from changes; `undefined` until counted or after another process wrote. */
   readonly counts = new Map<string, number | undefined>();
+  /**
+   * Commits that logged changes, by any tier on this connection: `data_version` does not move
+   * for the connection's own commits, so tiers sharing it see each other's changes through this.
+   */
+  localChanges = 0;
   #dataVersion: number;
   readonly #dataVersionStmt: Statement<[], number>;
 
@@ -31,13 +36,18 @@ export class SharedConnection {
     this.#dataVersion = this.#dataVersionStmt.get() as number;
   }
 
+  /** SQLite's `data_version`: changes when another connection has committed. */
+  dataVersion(): number {
+    return this.#dataVersionStmt.get() as number;
+  }
+
   /**
    * Forgets the counts when another connection (another process) committed since the last call:
    * SQLite's `data_version` changes only for other connections' commits, so in a single process
    * the counts kept from our own changes stay exact without any `COUNT(*)`.
    */
   checkForeignWrites(): void {
-    const version = this.#dataVersionStmt.get() as number;
+    const version = this.dataVersion();
     if (version !== this.#dataVersion) {
       this.#dataVersion = version;
       for (const table of this.counts.keys()) this.counts.set(table, undefined);

@@ -6,6 +6,7 @@ import {
   CorruptionError,
   ProxyTierError,
   SqliteUnavailableError,
+  TierBusyError,
   TierError,
 } from '../../errors.js';
 
@@ -98,8 +99,17 @@ export function isCorruptionCode(code: string | undefined): boolean {
 }
 
 /**
+ * True for the engine's "another connection holds the lock" codes (`SQLITE_BUSY`,
+ * `SQLITE_BUSY_SNAPSHOT`, `SQLITE_LOCKED`...): transient, the same call may succeed later.
+ */
+export function isBusyCode(code: string | undefined): boolean {
+  return code !== undefined && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
+}
+
+/**
  * Turns whatever the engine threw into a coded proxytier error: `CorruptionError` (`E_CORRUPT`)
- * for a damaged file, `TierError` (`E_TIER`) otherwise, with the engine's code in the message and
+ * for a damaged file, `TierBusyError` (`E_TIER_BUSY`, which the stack retries without blocking)
+ * when another connection held the lock past the short busy wait, `TierError` (`E_TIER`) otherwise, with the engine's code in the message and
  * the engine's error as `cause`. proxytier's own errors pass through unchanged.
  */
 export function toTierError(tier: string, path: string, doing: string, error: unknown): Error {
@@ -110,6 +120,13 @@ export function toTierError(tier: string, path: string, doing: string, error: un
     return new CorruptionError(
       tier,
       `tier "${tier}": the database ${path} is damaged or is not a SQLite database (${code}: ${message}) while ${doing}`,
+      { cause: error },
+    );
+  }
+  if (isBusyCode(code)) {
+    return new TierBusyError(
+      tier,
+      `tier "${tier}": ${doing} on ${path} found the database locked by another connection (${code}: ${message}); retry later`,
       { cause: error },
     );
   }

@@ -29,8 +29,22 @@ export interface SqliteTierOptions {
    * cost of an fsync per transaction (group commit shares it between the writes of a batch).
    */
   durability?: Durability;
-  /** How long a write waits for another process's lock before failing, in ms. Default 5,000. */
+  /**
+   * How long one statement waits for another connection's lock before failing with
+   * `E_TIER_BUSY`, in ms. Default 5. better-sqlite3 waits synchronously (the event loop is
+   * blocked meanwhile), so the wait is kept short and the stack retries asynchronously instead.
+   */
   busyTimeoutMs?: number;
+  /**
+   * The tier's `timeoutMs`: how long the stack keeps retrying a call that failed `E_TIER_BUSY`
+   * (and waits for one call) before it gives up, in ms. Default 5,000.
+   */
+  timeoutMs?: number;
+  /**
+   * Rows kept in the change log (`proxytier_changes`) that other processes read with
+   * `readChanges()`; a reader that falls further behind gets `'flush'`. Default 10,000.
+   */
+  changeLogRows?: number;
   /** Tier name in statistics and events. Default `sqlite-l2` or `sqlite-l3`. */
   name?: string;
   /** Health history retention (L3 role). Default 7 days and 100 rows per proxy. */
@@ -61,6 +75,8 @@ export interface ResolvedSqliteOptions {
   maxEntries: number | undefined;
   durability: Durability;
   busyTimeoutMs: number;
+  timeoutMs: number;
+  changeLogRows: number;
   name: string;
   historyMaxAgeMs: number;
   historyMaxRowsPerProxy: number;
@@ -75,7 +91,9 @@ export interface ResolvedSqliteOptions {
 /** Defaults of `SqliteTierOptions`, exported so documentation and tests can name them. */
 export const SQLITE_DEFAULTS = Object.freeze({
   durability: 'normal' as Durability,
-  busyTimeoutMs: 5_000,
+  busyTimeoutMs: 5,
+  timeoutMs: 5_000,
+  changeLogRows: 10_000,
   historyMaxAgeMs: 7 * 24 * 3_600_000,
   historyMaxRowsPerProxy: 100,
   commitDelayMs: 0,
@@ -89,6 +107,8 @@ const KNOWN = new Set([
   'maxEntries',
   'durability',
   'busyTimeoutMs',
+  'timeoutMs',
+  'changeLogRows',
   'name',
   'historyRetention',
   'healthPolicy',
@@ -135,6 +155,8 @@ export function resolveSqliteOptions(options: SqliteTierOptions): ResolvedSqlite
     maxEntries,
     durability = SQLITE_DEFAULTS.durability,
     busyTimeoutMs = SQLITE_DEFAULTS.busyTimeoutMs,
+    timeoutMs = SQLITE_DEFAULTS.timeoutMs,
+    changeLogRows = SQLITE_DEFAULTS.changeLogRows,
     historyRetention = {},
     healthPolicy,
     commitDelayMs = SQLITE_DEFAULTS.commitDelayMs,
@@ -168,6 +190,8 @@ export function resolveSqliteOptions(options: SqliteTierOptions): ResolvedSqlite
     );
   }
   integer('busyTimeoutMs', busyTimeoutMs, 0, 0x7fffffff);
+  integer('timeoutMs', timeoutMs, 1, 0x7fffffff);
+  integer('changeLogRows', changeLogRows, 1, 100_000_000);
   if (typeof name !== 'string' || name === '') {
     throw new InvalidOptionError(`"name" must be a non-empty string, got ${describe(name)}`);
   }
@@ -205,6 +229,8 @@ export function resolveSqliteOptions(options: SqliteTierOptions): ResolvedSqlite
     maxEntries,
     durability,
     busyTimeoutMs,
+    timeoutMs,
+    changeLogRows,
     name,
     historyMaxAgeMs,
     historyMaxRowsPerProxy,

@@ -2,6 +2,7 @@
 // here is the file proxywhirl would have made, and proxywhirl's `SELECT *` read by position
 // still works), plus proxytier's own side tables and indexes, which proxywhirl never reads.
 import { CorruptionError } from '../../errors.js';
+import { CHANGES_DDL } from './change-log.js';
 import type { Database } from './driver.js';
 
 /** Which proxywhirl store the tier is: `l2` = `DiskCacheTier`, `l3` = `SQLiteCacheTier`. */
@@ -260,6 +261,7 @@ export function ensureSchema(db: Database, role: SqliteRole, tier: string, path:
       for (const sql of STATS_DDL) db.prepare(sql).run();
       if (!hadStats) backfillStats(db);
     }
+    db.prepare(CHANGES_DDL).run();
     db.prepare('COMMIT').run();
   } catch (error) {
     if (db.inTransaction) db.prepare('ROLLBACK').run();

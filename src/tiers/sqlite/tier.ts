@@ -1,14 +1,20 @@
-import { ClosedError, InvalidOptionError, TierError } from '../../errors.js';
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ClosedError, InvalidOptionError, TierBusyError, TierError } from '../../errors.js';
 import { applyHealthCheck, type HealthPolicy, type TimedHealthCheck } from '../../health.js';
 import { describe, type ProxyEntry } from '../../record/entry.js';
 import type {
+  EntryAccess,
+  EntryChange,
   EntryPatch,
   HealthCheckInput,
   HealthCheckRecord,
   HealthTier,
   ProxyQuery,
+  TierChanges,
   TierContext,
 } from '../tier.js';
+import { ChangeLog } from './change-log.js';
 import {
   BadRowError,
   decodeRow,
@@ -69,6 +75,11 @@ interface Tx {
   history: number;
   historyKeys: string[] | undefined;
   pruned: boolean;
+  /** Rows this transaction added to the change log, and whether it pruned the log. */
+  logged: number;
+  changesPruned: boolean;
+  /** Keys written by this transaction (only with `maxEntries`): eviction never picks them. */
+  written: string[] | undefined;
 }
 
 /** Statements prepared once at open. */
@@ -86,8 +97,9 @@ interface Statements {
   sideDelete: Statement<[string]> | undefined;
   delete: Statement<[string]>;
   touch: Statement<[number, number, string]>;
+  touchForward: Statement<[{ at: number; count: number; key: string }]>;
   deleteExpired: Statement<[number], string>;
-  evict: Statement<[number], string>;
+  evict: Statement<[string, number], string>;
   count: Statement<[], number>;
   keysPage: Statement<[string, number], string>;
   entriesPage: Statement<[string, number], EntryRow>;
@@ -161,7 +173,8 @@ const HEALTH_METHODS = [
 export class SqliteTier implements HealthTier {
   readonly name: string;
   readonly persistent = true;
-  readonly timeoutMs = undefined;
+  /** How long the stack retries a call that failed `E_TIER_BUSY` (the `timeoutMs` option). */
+  readonly timeoutMs: number;
   /** Which proxywhirl layout the file has. */
   readonly role: SqliteRole;
   /** The database file, as given. */
@@ -183,6 +196,16 @@ export class SqliteTier implements HealthTier {
   #queries = new Map<string, Statement<unknown[], EntryRow>>();
   #evictionReports: string[] = [];
   #dropping = new Set<string>();
+  #changes: ChangeLog | undefined;
+  /** Identifies this instance's rows in the change log, so it skips its own changes. */
+  readonly #origin = randomBytes(8).toString('hex');
+  /**
+   * Writes queued and not yet settled, by key: the entry a `set`/`update` will store, or `null`
+   * for a `delete`. Reads look here first, so they see this tier's own pending writes.
+   */
+  #pending = new Map<string, ProxyEntry | null>();
+  /** Queued `clear()` calls not yet settled: meanwhile keys not in `#pending` read as absent. */
+  #pendingClears = 0;
 
   constructor(options: SqliteTierOptions) {
     const resolved = resolveSqliteOptions(options);
@@ -191,6 +214,7 @@ export class SqliteTier implements HealthTier {
     this.role = resolved.role;
     this.path = resolved.path;
     this.maxEntries = resolved.maxEntries;
+    this.timeoutMs = resolved.timeoutMs;
     this.#table = entriesTable(resolved.role);
     this.#policy = resolved.healthPolicy;
     if (resolved.role === 'l2') {
@@ -268,32 +292,22 @@ export class SqliteTier implements HealthTier {
     if (!options.explicitHealthPolicy && context.healthPolicy !== undefined) {
       this.#policy = context.healthPolicy;
     }
+    // Creating the schema takes the write lock, which another process may hold past the short
+    // busy wait: retry (without blocking the event loop) within the tier's time budget.
+    const deadline = Date.now() + options.timeoutMs;
     let conn: SharedConnection;
-    try {
-      conn = await acquireConnection({
-        path: options.path,
-        durability: options.durability,
-        busyTimeoutMs: options.busyTimeoutMs,
-        tier: this.name,
-        logger: context.logger,
-      });
-    } catch (error) {
-      // Nothing is held open: the caller may try to open again later (a stack's probe does).
-      this.#state = 'new';
-      throw error;
-    }
-    try {
-      ensureSchema(conn.db, this.role, this.name, conn.path);
-      this.#s = this.#prepare(conn);
-      conn.checkForeignWrites();
-      if (conn.counts.get(this.#table) === undefined) {
-        conn.counts.set(this.#table, this.#s.count.get() as number);
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        conn = await this.#connect(context);
+        break;
+      } catch (error) {
+        if (!(error instanceof TierBusyError) || Date.now() >= deadline) {
+          // Nothing is held open: the caller may try to open again later (a stack's probe does).
+          this.#state = 'new';
+          throw error;
+        }
+        await sleep(Math.min(50, 2 ** attempt) * (0.5 + Math.random()));
       }
-    } catch (error) {
-      releaseConnection(conn);
-      this.#s = undefined;
-      this.#state = 'new';
-      throw toTierError(this.name, conn.path, 'opening the database', error);
     }
     this.#conn = conn;
     this.#writer = new GroupCommit<Tx>(this.#runner(), {
@@ -301,6 +315,33 @@ export class SqliteTier implements HealthTier {
       maxBatch: options.maxBatch,
     });
     this.#state = 'open';
+  }
+
+  /** Opens (or shares) the connection, ensures the schema, prepares statements, counts once. */
+  async #connect(context: TierContext): Promise<SharedConnection> {
+    const options = this.#options;
+    const conn = await acquireConnection({
+      path: options.path,
+      durability: options.durability,
+      busyTimeoutMs: options.busyTimeoutMs,
+      tier: this.name,
+      logger: context.logger,
+    });
+    try {
+      ensureSchema(conn.db, this.role, this.name, conn.path);
+      this.#s = this.#prepare(conn);
+      this.#changes = new ChangeLog(conn.db, this.#origin, options.changeLogRows);
+      conn.checkForeignWrites();
+      if (conn.counts.get(this.#table) === undefined) {
+        conn.counts.set(this.#table, this.#s.count.get() as number);
+      }
+    } catch (error) {
+      releaseConnection(conn);
+      this.#s = undefined;
+      this.#changes = undefined;
+      throw toTierError(this.name, conn.path, 'opening the database', error);
+    }
+    return conn;
   }
 
   /** Commits every queued write and pending access time now; resolves when they are durable. */
@@ -365,6 +406,7 @@ export class SqliteTier implements HealthTier {
       if (this.#touchTimer !== undefined) clearTimeout(this.#touchTimer);
       this.#touchTimer = undefined;
       this.#touches.clear();
+      this.#pending.clear();
       this.#queries.clear();
       if (this.#conn !== undefined) releaseConnection(this.#conn);
       this.#conn = undefined;
@@ -392,6 +434,9 @@ export class SqliteTier implements HealthTier {
 
   hasSync(key: string): boolean {
     const s = this.#statements();
+    const pending = this.#pending.get(key);
+    if (pending !== undefined) return pending !== null;
+    if (this.#pendingClears > 0) return false;
     try {
       return s.exists.get(key) !== undefined;
     } catch (error) {
@@ -464,9 +509,13 @@ export class SqliteTier implements HealthTier {
     } catch (error) {
       return Promise.reject(error);
     }
-    return writer.enqueue((tx) => {
-      this.#write(entry, tx, undefined);
-    });
+    return this.#shadow(
+      entry.key,
+      entry,
+      writer.enqueue((tx) => {
+        this.#write(entry, tx, undefined);
+      }),
+    );
   }
 
   /** Changes some fields of a stored entry; resolves `false` when the key is absent. */
@@ -478,19 +527,105 @@ export class SqliteTier implements HealthTier {
         new InvalidOptionError(`an entry patch must be an object, got ${describe(patch)}`),
       );
     }
+    const written = this.#modify(writer, key, () => patch).then((found) => found !== undefined);
+    // A pending write of the key is shown with the patch applied until this one settles.
+    const pending = this.#pending.get(key);
+    return pending ? this.#shadow(key, { ...pending, ...patch }, written) : written;
+  }
+
+  /**
+   * Atomic read-modify-write: queued with the other writes (so it applies after every write
+   * issued before it), it reads the row inside the batch's `BEGIN IMMEDIATE` transaction, which
+   * holds the database's write lock, so no write of this or another process comes between the
+   * read and the write. `change` may run twice (a batch retried write by write) and must be pure.
+   * Resolves the entry after the change, or `undefined` when the key is absent.
+   */
+  modify(key: string, change: EntryChange): Promise<ProxyEntry | undefined> {
+    const writer = this.#writer;
+    if (writer === undefined || this.#state !== 'open') return Promise.reject(this.#notOpen());
+    if (typeof change !== 'function') {
+      return Promise.reject(
+        new InvalidOptionError(`modify() needs a change function, got ${describe(change)}`),
+      );
+    }
+    return this.#modify(writer, key, change);
+  }
+
+  #modify(writer: GroupCommit<Tx>, key: string, change: EntryChange) {
     return writer.enqueue((tx) => {
       const current = this.#readInTx(key);
-      if (current === undefined) return false;
+      if (current === undefined) return undefined;
+      const patch = change(current);
+      if (patch === undefined) return current;
+      if (patch === null || typeof patch !== 'object') {
+        throw new InvalidOptionError(
+          `a modify() change must return an entry patch or undefined, got ${describe(patch)}`,
+        );
+      }
       const updated = { ...current, ...patch };
       this.#write(updated, tx, true);
-      return true;
+      return updated;
     });
+  }
+
+  /**
+   * Records uses served by a faster tier (L1 hits), so `maxEntries` evicts by true recency: one
+   * queued write, one `UPDATE` per access, changing `last_accessed` and `access_count` only where
+   * the access is newer than the stored one, and never creating a row. Not in the change log
+   * (another process's copy does not go stale by being used).
+   */
+  touch(accesses: readonly EntryAccess[]): Promise<void> {
+    const writer = this.#writer;
+    if (writer === undefined || this.#state !== 'open') return Promise.reject(this.#notOpen());
+    if (!Array.isArray(accesses)) {
+      return Promise.reject(
+        new InvalidOptionError(`touch() needs an array of accesses, got ${describe(accesses)}`),
+      );
+    }
+    for (const [index, access] of accesses.entries()) {
+      const { key, lastAccessed, accessCount } = (access ?? {}) as Partial<EntryAccess>;
+      if (
+        typeof key !== 'string' ||
+        !Number.isFinite(lastAccessed) ||
+        !Number.isFinite(accessCount)
+      ) {
+        return Promise.reject(
+          new InvalidOptionError(
+            `access ${index} must be { key: string, lastAccessed: number, accessCount: number }, got ${describe(access)}`,
+          ),
+        );
+      }
+    }
+    if (accesses.length === 0) return Promise.resolve();
+    return writer.enqueue(() => {
+      const forward = this.#statements().touchForward;
+      for (const { key, lastAccessed, accessCount } of accesses) {
+        forward.run({ at: toSeconds(lastAccessed), count: accessCount, key });
+      }
+    });
+  }
+
+  /**
+   * The keys other tier instances (other processes, or other tiers on this file) wrote, deleted,
+   * modified or health-checked since the previous call; `'flush'` after another instance's
+   * `clear()` or when the change log was pruned past this reader. The first call reports nothing.
+   * Costs one `PRAGMA data_version` when nothing changed. See docs/sqlite.md.
+   */
+  readChanges(): TierChanges {
+    this.#statements();
+    try {
+      return (this.#changes as ChangeLog).read(this.#connection());
+    } catch (error) {
+      throw this.#wrap(error, 'reading the change log');
+    }
   }
 
   /** Removes the entry now (committing queued writes first, in order); `true` when it existed. */
   deleteSync(key: string): boolean {
     const writer = this.#open();
     const removed = writer.runSync((tx) => this.#deleteRow(key, tx));
+    // Committed now: a queued write of the key (committed before it) no longer shadows it.
+    this.#pending.delete(key);
     this.#reportEvictions();
     return removed;
   }
@@ -499,20 +634,33 @@ export class SqliteTier implements HealthTier {
   delete(key: string): Promise<boolean> {
     const writer = this.#writer;
     if (writer === undefined || this.#state !== 'open') return Promise.reject(this.#notOpen());
-    return writer.enqueue((tx) => this.#deleteRow(key, tx));
+    return this.#shadow(
+      key,
+      null,
+      writer.enqueue((tx) => this.#deleteRow(key, tx)),
+    );
   }
 
   /** Removes every entry (and, in the L3 role, its history); resolves how many entries. */
   clear(): Promise<number> {
     const writer = this.#writer;
     if (writer === undefined || this.#state !== 'open') return Promise.reject(this.#notOpen());
-    return writer.enqueue((tx) => {
+    const cleared = writer.enqueue((tx) => {
       const s = this.#statements();
       const removed = s.clear.run().changes;
       tx.sizeDelta -= removed;
       this.#touches.clear();
+      this.#log(null, tx);
       return removed;
     });
+    // Until it settles, every key not written after it reads as absent.
+    this.#pending.clear();
+    this.#pendingClears += 1;
+    const settled = () => {
+      this.#pendingClears -= 1;
+    };
+    cleared.then(settled, settled);
+    return cleared;
   }
 
   /** Removes every entry with `expiresAt <= now` in one indexed `DELETE ... RETURNING key`. */
@@ -594,6 +742,7 @@ export class SqliteTier implements HealthTier {
         timed.checkUrl,
       );
       (s.statsUpsert as Statement<[string, string]>).run(key, key);
+      this.#log(key, tx);
       tx.history += 1;
       (tx.historyKeys ??= []).push(key);
       return Object.assign(entry, patch);
@@ -759,6 +908,9 @@ export class SqliteTier implements HealthTier {
 
   #read(key: string): ProxyEntry | undefined {
     const s = this.#statements();
+    const pending = this.#pending.get(key);
+    if (pending !== undefined) return pending ?? undefined;
+    if (this.#pendingClears > 0) return undefined;
     let row: EntryRow | undefined;
     try {
       row = s.get.get(key);
@@ -909,11 +1061,35 @@ export class SqliteTier implements HealthTier {
       }
     }
     if (!existed) tx.sizeDelta += 1;
+    this.#log(key, tx);
+    if (this.maxEntries !== undefined) (tx.written ??= []).push(key);
+  }
+
+  /** Appends `key` (`null`: every key) to the change log, in the write's transaction. */
+  #log(key: string | null, tx: Tx): void {
+    (this.#changes as ChangeLog).log(key);
+    tx.logged += 1;
+  }
+
+  /**
+   * Shows `value` (an entry, or `null` for a delete) to reads of `key` until `write` settles;
+   * by then the database holds it (or, if it failed, holds what was there before).
+   */
+  #shadow<T>(key: string, value: ProxyEntry | null, write: Promise<T>): Promise<T> {
+    this.#pending.set(key, value);
+    const forget = () => {
+      if (this.#pending.get(key) === value) this.#pending.delete(key);
+    };
+    write.then(forget, forget);
+    return write;
   }
 
   #deleteRow(key: string, tx: Tx): boolean {
     const removed = this.#statements().delete.run(key).changes > 0;
-    if (removed) tx.sizeDelta -= 1;
+    if (removed) {
+      tx.sizeDelta -= 1;
+      this.#log(key, tx);
+    }
     this.#touches.delete(key);
     return removed;
   }
@@ -980,6 +1156,9 @@ export class SqliteTier implements HealthTier {
           history: 0,
           historyKeys: undefined,
           pruned: false,
+          logged: 0,
+          changesPruned: false,
+          written: undefined,
         };
         if (this.#touches.size > 0) {
           tx.touches = this.#touches;
@@ -1031,6 +1210,7 @@ export class SqliteTier implements HealthTier {
 
   #beforeCommit(tx: Tx): void {
     const s = this.#statements();
+    if (tx.logged > 0) tx.changesPruned = (this.#changes as ChangeLog).pruneDue(tx.logged);
     if (tx.history > 0 && this.#historySincePrune + tx.history >= PRUNE_EVERY) {
       const maxRows = this.#options.historyMaxRowsPerProxy;
       if (maxRows !== Number.POSITIVE_INFINITY) {
@@ -1052,13 +1232,18 @@ export class SqliteTier implements HealthTier {
     }
     const excess = before + tx.sizeDelta - max;
     if (excess <= 0) return;
-    const evicted = s.evict.all(excess);
+    // The keys this transaction wrote are in use: an old `lastAccessed` must not evict them.
+    const evicted = s.evict.all(JSON.stringify(tx.written ?? []), excess);
     tx.sizeDelta -= evicted.length;
     tx.evicted = evicted;
   }
 
   #afterCommit(tx: Tx): void {
     const conn = this.#connection();
+    if (tx.logged > 0) {
+      conn.localChanges += 1;
+      (this.#changes as ChangeLog).committed(tx.logged, tx.changesPruned);
+    }
     const count = conn.counts.get(this.#table);
     if (count !== undefined && tx.sizeDelta !== 0)
       conn.counts.set(this.#table, count + tx.sizeDelta);
@@ -1148,12 +1333,15 @@ export class SqliteTier implements HealthTier {
       touch: db.prepare<[number, number, string]>(
         `UPDATE ${t} SET last_accessed = max(last_accessed, ?), access_count = coalesce(access_count, 0) + ? WHERE key = ?`,
       ),
+      touchForward: db.prepare<[{ at: number; count: number; key: string }]>(
+        `UPDATE ${t} SET last_accessed = @at, access_count = max(coalesce(access_count, 0), @count) WHERE key = @key AND last_accessed < @at`,
+      ),
       deleteExpired: db
         .prepare<[number], string>(`DELETE FROM ${t} WHERE expires_at <= ? RETURNING key`)
         .pluck(),
       evict: db
-        .prepare<[number], string>(
-          `DELETE FROM ${t} WHERE key IN (SELECT key FROM ${t} ORDER BY last_accessed LIMIT ?) RETURNING key`,
+        .prepare<[string, number], string>(
+          `DELETE FROM ${t} WHERE key IN (SELECT key FROM ${t} WHERE key NOT IN (SELECT value FROM json_each(?)) ORDER BY last_accessed LIMIT ?) RETURNING key`,
         )
         .pluck(),
       count: db.prepare<[], number>(`SELECT count(*) FROM ${t}`).pluck(),
