@@ -313,6 +313,41 @@ describe('jsonl tier: several processes', () => {
     expect(tier.stats().corruptRecords).toBe(0);
   });
 
+  it('keeps every increment of 3 processes modifying one entry 100 times each', async () => {
+    const { tier } = await openHere();
+    await tier.set(sealed('counter', 1));
+    const workers = Array.from({ length: 3 }, () => child('serve'));
+    await Promise.all(workers.map((worker) => worker.ready()));
+    await new Promise((resolveTurn) => setImmediate(resolveTurn)); // our write lease ends
+    const answers = await Promise.all(workers.map((worker) => worker.ask('incr counter 100')));
+    expect(answers).toEqual(['ok', 'ok', 'ok']);
+    expect((await tier.get('counter'))?.failureCount).toBe(300);
+    expect((await tier.get('counter'))?.password?.reveal()).toBe('pw-1');
+    expect(tier.stats().corruptRecords).toBe(0);
+  }, 60_000);
+
+  it("gives up an idle process's write lease, and a busy one's within a second", async () => {
+    // lockTimeoutMs bounds how long this process waits for the other's lease.
+    const { tier } = await openHere({ lockTimeoutMs: 1_500 });
+    const other = child('serve');
+    await other.ready();
+    // Idle: the other process wrote, then waits for its next command.
+    expect(await other.ask('set idle-key 1')).toBe('ok');
+    await tier.set(sealed('idle-key', 2));
+    expect(await other.ask('get idle-key')).toBe('2');
+
+    // Busy: the other process wrote, then runs promise continuations that never let its event
+    // loop turn (a loop of awaited reads), for 3 s.
+    other.process.stdin.write('busy busy-key 3000\n');
+    await other.until((lines) => lines.includes('holding'));
+    const started = performance.now();
+    await tier.set(sealed('busy-key', 2));
+    const waited = performance.now() - started;
+    expect(waited).toBeLessThan(1_500);
+    await other.until((lines) => lines.some((line) => line.startsWith('done')));
+    expect(tier.getSync('busy-key')?.totalHealthChecks).toBe(2);
+  }, 20_000);
+
   it("waits for a lock another process holds, times out with E_TIER_LOCK, and breaks a dead holder's lock", async () => {
     const { tier } = await openHere({ lockTimeoutMs: 300 });
     const entry = sealed('locked-key', 1);

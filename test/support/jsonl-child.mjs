@@ -7,7 +7,12 @@
 //   node jsonl-child.mjs worker <dir>    one of several concurrent workers (WORKER_ID, RUN_MS):
 //                                        puts, deletes and compacts its own keys, reads the others'
 //   node jsonl-child.mjs dump <dir>      prints every entry's version and the tier's statistics
-//   node jsonl-child.mjs serve <dir>     runs commands read from stdin, one per line
+//   node jsonl-child.mjs serve <dir>     runs commands read from stdin, one per line (among them
+//                                        `incr <key> <n>`: n atomic increments of failureCount in 4
+//                                        concurrent loops that yield to the event loop between
+//                                        calls; `busy <key> <ms>`: a write, then awaited reads
+//                                        that never let the event loop turn, answering `holding`
+//                                        after the write and `done` at the end)
 //
 // PROXYTIER_TEST_KEY holds the Fernet key. Output lines are written with a synchronous write(2)
 // on fd 1: process.stdout to the parent's stdio socket is asynchronous, and what it still queued
@@ -217,6 +222,29 @@ async function serve() {
         out(String(await tier.delete(key)));
       } else if (command === 'compact') {
         out(String((await tier.compact()).shards));
+      } else if (command === 'incr') {
+        const loop = async (count) => {
+          for (let i = 0; i < count; i += 1) {
+            const found = await tier.modify(key, (current) => ({
+              failureCount: current.failureCount + 1,
+            }));
+            if (found === undefined) throw new Error(`${key} is missing`);
+            await yieldToLoop();
+          }
+        };
+        const n = Number(value);
+        await Promise.all([0, 1, 2, 3].map((part) => loop(Math.floor((n + part) / 4))));
+        out('ok');
+      } else if (command === 'busy') {
+        await tier.set(entryOf(key, 1));
+        out('holding');
+        // Promise continuations only: no timer, no setImmediate, no I/O callback runs meanwhile.
+        const until = Date.now() + Number(value);
+        let reads = 0;
+        while (Date.now() < until) {
+          if ((await tier.get(key)) !== undefined) reads += 1;
+        }
+        out(`done ${reads}`);
       } else if (command === 'size') {
         out(String(await tier.size()));
       } else if (command === 'lock') {

@@ -10,8 +10,16 @@ import { performance } from 'node:perf_hooks';
 import { ClosedError, ProxyTierError, TierError } from '../../errors.js';
 import type { ProxyEntry } from '../../record/entry.js';
 import type { Secret, TokenCipher } from '../../record/secret.js';
-import type { EntryPatch, Tier, TierContext } from '../tier.js';
+import type {
+  EntryAccess,
+  EntryChange,
+  EntryPatch,
+  Tier,
+  TierChanges,
+  TierContext,
+} from '../tier.js';
 import { ACCESS_FILE, ACCESS_LOCK, encodeAccess, readAccess } from './access-log.js';
+import { ChangeFeed } from './change-feed.js';
 import {
   checkLine,
   encodeRecord,
@@ -75,8 +83,6 @@ interface Op {
   length: number;
   expiresAt: number;
   stamp: number;
-  /** True for a use of the key (set), false for a change that is not one (update). */
-  touch: boolean;
   done: ((error: unknown) => void) | undefined;
   settled: boolean;
   after: (() => void)[] | undefined;
@@ -199,6 +205,7 @@ export class JsonlTier implements Tier {
   readonly #pendingByKey = new Map<string, Op>();
   readonly #background = new Set<Promise<unknown>>();
   readonly #accessLock: FileLock;
+  readonly #feed = new ChangeFeed();
   #context: TierContext | undefined;
   #state: 'new' | 'opening' | 'open' | 'closing' | 'closed' = 'new';
   #closing: Promise<void> | undefined;
@@ -286,11 +293,12 @@ export class JsonlTier implements Tier {
       fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
       removeStaleAsides(dir, fs.readdirSync(dir));
       for (const shard of this.#shards) await this.#openShard(shard);
-      readAccess(join(dir, ACCESS_FILE), (key, stamp) => {
-        const slot = this.#keydir.slotOf(key);
-        if (slot >= 0 && stamp > (this.#keydir.stamp[slot] as number)) {
-          this.#keydir.stamp[slot] = stamp;
-        }
+      readAccess(join(dir, ACCESS_FILE), (key, stamp, accessedAt, accessCount) => {
+        const keydir = this.#keydir;
+        const slot = keydir.slotOf(key);
+        if (slot < 0) return;
+        if (stamp > (keydir.stamp[slot] as number)) keydir.stamp[slot] = stamp;
+        keydir.noteAccess(slot, accessedAt, accessCount);
       });
       // LRU order matters for eviction only; each shard's order and every stamp are persisted
       // (hint files, access log) whether or not the list is sorted.
@@ -483,7 +491,15 @@ export class JsonlTier implements Tier {
     try {
       const text = buf.toString('utf8', 0, length);
       const entry = entryFromRecord(parseLine(text), this.#cipher(), check === 'ok');
-      if (entry.key === key) return entry;
+      if (entry.key === key) {
+        // Uses a faster tier reported (touch) after the record was written.
+        const accessedAt = keydir.accessedAt[slot] as number;
+        if (accessedAt > entry.lastAccessed) {
+          entry.lastAccessed = accessedAt;
+          entry.accessCount = Math.max(entry.accessCount, keydir.accessCount[slot] as number);
+        }
+        return entry;
+      }
     } catch {
       // Falls through: an unchecked (proxywhirl) line that no longer parses.
     }
@@ -521,54 +537,134 @@ export class JsonlTier implements Tier {
         slot >= 0
           ? (this.#shards[this.#keydir.shard[slot] as number] as Shard)
           : this.#shardOfKey(entry.key);
-      // Encoded now, straight into the shard's pending buffer: the entry as it is at this call.
-      const start = this.#reserve(shard, recordBound(entry, username, password));
-      const end = writeRecord(shard.buffer, start, entry, username, password);
-      shard.filled = end;
-      return new Promise<void>((resolve, reject) => {
-        this.#enqueue(shard, {
-          kind: SET,
-          key: entry.key,
-          start,
-          length: end - start - 1,
-          expiresAt: entry.expiresAt,
-          stamp: this.#nextStamp(),
-          touch: true,
-          done: (error) => (error === undefined ? resolve() : reject(error)),
-          settled: false,
-          after: undefined,
-        });
-      });
+      return this.#append(shard, entry, username, password);
     } catch (error) {
       return Promise.reject(error);
     }
   }
 
-  async update(key: string, patch: EntryPatch): Promise<boolean> {
-    const current = this.#lookup(key, false, true);
-    if (current === undefined) return false;
-    const next: ProxyEntry = { ...current, ...patch };
-    const username = this.#migratedToken(next.username, 'username', key);
-    const password = this.#migratedToken(next.password, 'password', key);
-    const shard = this.#shardOfKey(key);
-    const start = this.#reserve(shard, recordBound(next, username, password));
-    const end = writeRecord(shard.buffer, start, next, username, password);
+  /**
+   * Queues `entry`'s record for the shard's next append; resolves once it is written. Encoded
+   * now, straight into the pending buffer: the entry as it is at this call. A write is a use of
+   * the key (it becomes the most recently used, so the LRU bound never evicts it first).
+   */
+  #append(
+    shard: Shard,
+    entry: ProxyEntry,
+    username: string | undefined,
+    password: string | undefined,
+  ): Promise<void> {
+    const start = this.#reserve(shard, recordBound(entry, username, password));
+    const end = writeRecord(shard.buffer, start, entry, username, password);
     shard.filled = end;
-    await new Promise<void>((resolve, reject) => {
+    return new Promise<void>((resolve, reject) => {
       this.#enqueue(shard, {
         kind: SET,
-        key,
+        key: entry.key,
         start,
         length: end - start - 1,
-        expiresAt: next.expiresAt,
-        stamp: 0,
-        touch: false,
+        expiresAt: entry.expiresAt,
+        stamp: this.#nextStamp(),
         done: (error) => (error === undefined ? resolve() : reject(error)),
         settled: false,
         after: undefined,
       });
     });
-    return true;
+  }
+
+  /** A `modify` whose change is `patch`: atomic too, so it never recreates a key another process deleted. */
+  async update(key: string, patch: EntryPatch): Promise<boolean> {
+    return (await this.modify(key, () => patch)) !== undefined;
+  }
+
+  /**
+   * Atomic read-modify-write. Takes the shard's lock first (waiting asynchronously, like a write,
+   * up to `lockTimeoutMs`); taking it catches up with the other processes' appends, and while it
+   * is held nobody else appends. From there to queueing the new record everything is synchronous,
+   * so no other call of this process interleaves either; the record then goes out in the shard's
+   * next append, still under the lock (a lease is never given up while a write of this process
+   * waits for it). A write of this process still pending is the current state.
+   */
+  async modify(key: string, change: EntryChange): Promise<ProxyEntry | undefined> {
+    this.#assertOpen();
+    const shard = this.#shardOfKey(key);
+    try {
+      // The lease may be handed over again before a continuation runs: then wait once more.
+      while (!this.#tryLock(shard)) {
+        await this.#lockAsync(shard);
+        this.#assertOpen();
+      }
+    } catch (error) {
+      throw this.#wrap(error, `cannot lock ${shard.lock.path}`);
+    }
+    const pending = this.#pendingByKey.get(key);
+    let current: ProxyEntry | undefined;
+    if (pending !== undefined) {
+      current = pending.kind === SET ? this.#decodePending(pending) : undefined;
+    } else {
+      const slot = this.#keydir.slotOf(key);
+      current = slot < 0 ? undefined : this.#readSlot(shard, slot, key);
+    }
+    if (current === undefined) return undefined;
+    const patch = change(current);
+    if (patch === undefined) return current;
+    const next: ProxyEntry = { ...current, ...patch };
+    await this.#append(
+      shard,
+      next,
+      this.#migratedToken(next.username, 'username', key),
+      this.#migratedToken(next.password, 'password', key),
+    );
+    return next;
+  }
+
+  /**
+   * Uses that a faster tier served (L1 hits): noted in the key directory, not written to the
+   * shard files. A read returns them where they are later than the record's own `lastAccessed`,
+   * the LRU order takes them in, and `access.jsonl` keeps them across a restart. Keys this process
+   * does not hold, or is writing right now (the write is the newer use), are skipped.
+   */
+  async touch(accesses: readonly EntryAccess[]): Promise<void> {
+    this.#assertOpen();
+    const keydir = this.#keydir;
+    // Oldest first, so the LRU list ends in the order of the uses.
+    const ordered = [...accesses].sort((a, b) => a.lastAccessed - b.lastAccessed);
+    for (const { key, lastAccessed, accessCount } of ordered) {
+      if (!Number.isFinite(lastAccessed) || this.#pendingByKey.has(key)) continue;
+      const slot = keydir.slotOf(key);
+      if (slot < 0 || !keydir.noteAccess(slot, lastAccessed, accessCount)) continue;
+      if (lastAccessed > (keydir.stamp[slot] as number)) {
+        keydir.touch(slot, lastAccessed);
+        if (lastAccessed > this.#lastStamp) this.#lastStamp = lastAccessed;
+      } else keydir.setDirty(slot, true);
+    }
+    if (keydir.dirtyCount >= ACCESS_FLUSH_AT) this.#queueAccessFlush();
+  }
+
+  /**
+   * The change feed: keys whose records or tombstones other processes appended since the
+   * previous call, as this process's catch-ups indexed them (before reads, writes, and here), or
+   * 'flush' when one of their compactions or clears replaced a shard file. One `stat` per shard
+   * whose lock this process does not hold; a shard whose size and inode are unchanged costs
+   * nothing more.
+   */
+  readChanges(): TierChanges {
+    this.#assertOpen();
+    for (const shard of this.#shards) {
+      // While this process holds the lock nobody else can have appended.
+      if (shard.lock.held && !this.#endLongLease(shard)) continue;
+      try {
+        const st = fs.statSync(shard.path, { throwIfNoEntry: false });
+        const file = shard.file as LogFile;
+        if (st !== undefined && (st.ino !== file.ino || st.size !== shard.seenSize)) {
+          shard.pathCheckedAt = performance.now();
+          this.#catchUp(shard, false);
+        }
+      } catch (error) {
+        throw this.#wrap(error, `cannot read ${shard.path}`);
+      }
+    }
+    return this.#feed.take();
   }
 
   delete(key: string): Promise<boolean> {
@@ -673,7 +769,6 @@ export class JsonlTier implements Tier {
       length: end - start - 1,
       expiresAt: 0,
       stamp: 0,
-      touch: false,
       done,
       settled: false,
       after: undefined,
@@ -765,11 +860,13 @@ export class JsonlTier implements Tier {
           length,
           op.expiresAt,
           op.stamp,
-          op.touch,
+          true,
         );
         const replaced = keydir.replacedLength;
         shard.live += length + 1 - (replaced >= 0 ? replaced + 1 : 0);
-        if (op.touch) keydir.setDirty(slot, true);
+        keydir.setDirty(slot, true);
+        // The new record carries (a modify) or replaces (a set) the uses touch noted.
+        keydir.clearAccess(slot);
       } else {
         this.#forget(op.key);
       }
@@ -895,12 +992,39 @@ export class JsonlTier implements Tier {
       shard.releaseQueued = false;
       if (!shard.lock.held || shard.pins > 0) return;
       if (shard.pending.length > 0) this.#queueRelease(shard);
-      else shard.lock.release();
+      else this.#release(shard);
     });
   }
 
+  /**
+   * Ends a lease held for LEASE_MAX_MS that nothing of this process needs now; true if the lock
+   * is no longer held. A lease normally ends when the event loop turns (above), and a writer
+   * hands it over after an append; this covers a process whose loop does not turn, such as one
+   * running a long chain of promise continuations (a loop of awaited cache hits): its reads of
+   * the shard and its change-feed polls end the lease. (A timer would not help there: timers run
+   * only when the loop turns, and then the release above has already run.)
+   */
+  #endLongLease(shard: Shard): boolean {
+    if (shard.pins > 0 || shard.pending.length > 0 || shard.flushing) return false;
+    if (performance.now() - shard.leaseSince < LEASE_MAX_MS) return false;
+    this.#release(shard);
+    return true;
+  }
+
+  /** Gives the lock up; a failure to remove the lock file is logged, not thrown at a reader. */
+  #release(shard: Shard): void {
+    try {
+      shard.lock.release();
+    } catch (error) {
+      this.#logger()?.warn(
+        `${this.name}: could not remove ${shard.lock.path}: ${describeError(error)}`,
+      );
+    }
+  }
+
   #afterWrite(shard: Shard): void {
-    if (shard.pins > 0 || !shard.lock.held) return;
+    // Writes queued meanwhile (evictions' tombstones) go out under this lease first.
+    if (shard.pins > 0 || !shard.lock.held || shard.pending.length > 0) return;
     const now = performance.now();
     if (now - shard.lastSignalCheck < 1) return;
     shard.lastSignalCheck = now;
@@ -922,7 +1046,8 @@ export class JsonlTier implements Tier {
 
   /** Holds the shard's lock beyond the write lease until `#unpin`. */
   async #pin(shard: Shard): Promise<void> {
-    await this.#lockAsync(shard);
+    // Checked and pinned in one synchronous step: an append's hand-over cannot come between.
+    while (!this.#tryLock(shard)) await this.#lockAsync(shard);
     shard.pins += 1;
   }
 
@@ -957,7 +1082,8 @@ export class JsonlTier implements Tier {
    * checked when a compaction's marker says the file is being replaced, and at least once a second.
    */
   #refresh(shard: Shard): boolean {
-    if (shard.lock.held) return false; // Nobody else can write while we hold it.
+    // Nobody else can write while we hold it.
+    if (shard.lock.held && !this.#endLongLease(shard)) return false;
     try {
       const now = performance.now();
       if (!shard.moving && now - shard.pathCheckedAt < PATH_CHECK_MS) {
@@ -982,11 +1108,12 @@ export class JsonlTier implements Tier {
     }
     let changed = false;
     if (st.size !== shard.seenSize) {
+      // Only other processes' appends are scanned here (ours move `end` as they are written).
       const end = scanRange(
         file.fd,
         shard.end,
         st.size,
-        this.#visitor(shard, this.#directTarget(shard)),
+        this.#visitor(shard, this.#directTarget(shard, this.#feed)),
       );
       changed = end !== shard.end;
       shard.end = end;
@@ -1001,6 +1128,7 @@ export class JsonlTier implements Tier {
 
   /** The shard file was replaced (another process compacted or cleared it): index the new one. */
   #reopen(shard: Shard): void {
+    this.#feed.rewritten();
     const file = LogFile.open(shard.path);
     const temp = new TempIndex();
     try {
@@ -1064,14 +1192,17 @@ export class JsonlTier implements Tier {
     shard.seenSize = size;
   }
 
-  #directTarget(shard: Shard): IndexTarget {
+  /** The key directory as an index target; `feed` hears of every key indexed. */
+  #directTarget(shard: Shard, feed?: ChangeFeed): IndexTarget {
     const keydir = this.#keydir;
     return {
       put: (key, offset, length, expiresAt, stamp) => {
+        feed?.changed(key);
         keydir.put(key, shard.index, offset, length, expiresAt, stamp, false);
         return keydir.replacedLength;
       },
       remove: (key) => {
+        feed?.changed(key);
         const slot = keydir.slotOf(key);
         if (slot < 0) return -1;
         const length = keydir.length[slot] as number;
@@ -1288,7 +1419,10 @@ export class JsonlTier implements Tier {
       shard.live = live;
       shard.legacy = 0;
       shard.hintSize = newSize;
-      for (const slot of keydir.slotsOfShard(shard.index)) keydir.setDirty(slot, false);
+      // The hint holds the stamps; uses noted by touch still wait for the access-order file.
+      for (const slot of keydir.slotsOfShard(shard.index)) {
+        if (keydir.accessedAt[slot] === 0) keydir.setDirty(slot, false);
+      }
       this.#counters.compactions += 1;
       for (const key of damaged) {
         this.#counters.corrupt += 1;
@@ -1415,14 +1549,26 @@ export class JsonlTier implements Tier {
       const rewrite = size > Math.max(1024 * 1024, keydir.size * 200);
       const lines: string[] = [];
       if (rewrite) {
-        const known = new Map<string, number>();
-        readAccess(path, (key, stamp) => {
-          if (stamp > (known.get(key) ?? Number.NEGATIVE_INFINITY)) known.set(key, stamp);
+        // What the file holds (other processes' lines too), merged with ours: larger wins.
+        const known = new Map<string, [number, number, number]>();
+        readAccess(path, (key, stamp, accessedAt, accessCount) => {
+          const seen = known.get(key) ?? [0, 0, 0];
+          known.set(key, [
+            Math.max(seen[0], stamp),
+            Math.max(seen[1], accessedAt),
+            Math.max(seen[2], accessCount),
+          ]);
         });
         for (const slot of keydir.slots()) {
           const key = keydir.keyOf(slot);
+          const [stamp, accessedAt, accessCount] = known.get(key) ?? [0, 0, 0];
           lines.push(
-            encodeAccess(key, Math.max(keydir.stamp[slot] as number, known.get(key) ?? 0)),
+            encodeAccess(
+              key,
+              Math.max(keydir.stamp[slot] as number, stamp),
+              Math.max(keydir.accessedAt[slot] as number, accessedAt),
+              Math.max(keydir.accessCount[slot] as number, accessCount),
+            ),
           );
           keydir.setDirty(slot, false);
         }
@@ -1433,7 +1579,14 @@ export class JsonlTier implements Tier {
       }
       for (const slot of keydir.slots()) {
         if (!keydir.isDirty(slot)) continue;
-        lines.push(encodeAccess(keydir.keyOf(slot), keydir.stamp[slot] as number));
+        lines.push(
+          encodeAccess(
+            keydir.keyOf(slot),
+            keydir.stamp[slot] as number,
+            keydir.accessedAt[slot] as number,
+            keydir.accessCount[slot] as number,
+          ),
+        );
         keydir.setDirty(slot, false);
       }
       if (lines.length === 0) return;

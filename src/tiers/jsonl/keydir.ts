@@ -22,6 +22,13 @@ export class KeyDir {
   expiresAt = new Float64Array(0);
   /** Last use (read or write) as a stamp: epoch ms, strictly increasing within one process. */
   stamp = new Float64Array(0);
+  /**
+   * Uses a faster tier served since the record was written (`touch`), 0 when none: the latest
+   * `lastAccessed` and the highest `accessCount` seen. A read returns them where they are ahead
+   * of the record's own fields, so L1 hits do not cost a record rewrite each.
+   */
+  accessedAt = new Float64Array(0);
+  accessCount = new Float64Array(0);
   #prev = new Int32Array(0);
   #next = new Int32Array(0);
   /** 1 while the slot's stamp is newer than what is persisted (hint file or access log). */
@@ -113,6 +120,7 @@ export class KeyDir {
     this.#perShard[shard] = (this.#perShard[shard] as number) - 1;
     this.#keys[slot] = undefined;
     this.setDirty(slot, false);
+    this.clearAccess(slot);
     this.#free.push(slot);
     return slot;
   }
@@ -125,6 +133,26 @@ export class KeyDir {
       this.#link(slot);
     }
     this.setDirty(slot, true);
+  }
+
+  /** Records a use a faster tier served; only later times and higher counts are kept. True if either moved. */
+  noteAccess(slot: number, lastAccessed: number, accessCount: number): boolean {
+    let moved = false;
+    if (lastAccessed > (this.accessedAt[slot] as number)) {
+      this.accessedAt[slot] = lastAccessed;
+      moved = true;
+    }
+    if (accessCount > (this.accessCount[slot] as number)) {
+      this.accessCount[slot] = accessCount;
+      moved = true;
+    }
+    return moved;
+  }
+
+  /** Forgets the noted uses (the slot's record now carries them, or the slot is free). */
+  clearAccess(slot: number): void {
+    this.accessedAt[slot] = 0;
+    this.accessCount[slot] = 0;
   }
 
   isDirty(slot: number): boolean {
@@ -227,6 +255,8 @@ export class KeyDir {
     this.length = grow(this.length, Uint32Array);
     this.expiresAt = grow(this.expiresAt, Float64Array);
     this.stamp = grow(this.stamp, Float64Array);
+    this.accessedAt = grow(this.accessedAt, Float64Array);
+    this.accessCount = grow(this.accessCount, Float64Array);
     this.#prev = grow(this.#prev, Int32Array);
     this.#next = grow(this.#next, Int32Array);
     this.#dirty = grow(this.#dirty, Uint8Array);

@@ -126,6 +126,8 @@ export class FileLock {
     const deadline = Date.now() + this.#timeoutMs;
     let backoff = 1;
     for (;;) {
+      // Taken meanwhile by a `tryAcquire` of this process: polling on would wait for ourselves.
+      if (this.#fd !== undefined) return;
       const busy = this.#attempt();
       if (busy === undefined) return;
       if (busy.owner !== undefined && busy.owner.nonce !== this.#signalled) {
