@@ -17,7 +17,8 @@ import { fileURLToPath } from 'node:url';
 import {
   generateFernetKey,
   Keyring,
-  ProxyCache,
+  openDefaultStore,
+  type ProxyCache,
   silentLogger,
   type ProxyEntryInput,
 } from '../src/index.js';
@@ -58,7 +59,7 @@ function runCli(args: string[], env: NodeJS.ProcessEnv): number {
 }
 
 async function openStore(dir: string, keyring: Keyring): Promise<ProxyCache> {
-  return ProxyCache.open({
+  return openDefaultStore({
     dir,
     memoryTier: false,
     keyring,

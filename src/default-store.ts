@@ -1,7 +1,10 @@
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
-import type { Logger } from './logger.js';
+import { createStderrLogger, type Logger } from './logger.js';
+import { DEFAULTS, type ProxyCacheOptions } from './options.js';
+import { ProxyCache } from './proxy-cache.js';
+import { InvalidOptionError } from './errors.js';
 import { JsonlTier } from './tiers/jsonl/index.js';
 import { MemoryTier } from './tiers/memory.js';
 import { isSqliteAvailable, SqliteTier } from './tiers/sqlite/index.js';
@@ -11,6 +14,8 @@ import type { Tier } from './tiers/tier.js';
 export const DEFAULT_DATABASE_FILE = 'proxytier.db';
 /** Directory of the JSONL shards when the default store falls back to them. */
 export const DEFAULT_JSONL_DIR = 'jsonl';
+
+const DEFAULT_MAX_ENTRIES = DEFAULTS.maxEntries;
 
 /**
  * Where the command-line tool keeps its store when `--dir` is not given: `$PROXYTIER_DIR`, else
@@ -50,4 +55,48 @@ export async function defaultTiers(
     `better-sqlite3 is not available, so the store uses the JSONL log in ${jsonlDir} (no health history or indexed queries; run "npm install better-sqlite3" to enable them)`,
   );
   return [...front, new JsonlTier({ dir: jsonlDir })];
+}
+
+/** Options of `openDefaultStore`: the cache's options, less `tiers`, plus where and how to store. */
+export interface DefaultStoreOptions extends Omit<ProxyCacheOptions, 'tiers'> {
+  /** Directory of the store (created 0700 when missing). */
+  dir: string;
+  /**
+   * Whether the store has its memory tier (L1) of `maxEntries` entries. Default true. A process
+   * that runs once and exits (a command-line tool, a batch job) may leave it out: it would only
+   * add work, and mark what it pushes out as `evictedFromL1` in the store.
+   */
+  memoryTier?: boolean;
+}
+
+/**
+ * Opens the embedded persistent store under `dir`: a memory tier (L1) over SQLite with health
+ * history (`<dir>/proxytier.db`), or over the JSONL log (`<dir>/jsonl/`) where better-sqlite3
+ * cannot be loaded; the key is found as `ProxyCache.open` finds it.
+ *
+ * @example
+ * const cache = await openDefaultStore({ dir: './proxy-store', maxEntries: 50_000 });
+ */
+export async function openDefaultStore(options: DefaultStoreOptions): Promise<ProxyCache> {
+  if (options === null || typeof options !== 'object') {
+    throw new InvalidOptionError(
+      `openDefaultStore options must be an object, got ${typeof options}`,
+    );
+  }
+  const { dir, memoryTier, ...cacheOptions } = options;
+  if (typeof dir !== 'string' || dir === '') {
+    throw new InvalidOptionError(`"dir" must be a non-empty path, got ${String(dir)}`);
+  }
+  if (memoryTier !== undefined && typeof memoryTier !== 'boolean') {
+    throw new InvalidOptionError(`"memoryTier" must be a boolean, got ${typeof memoryTier}`);
+  }
+  if ('tiers' in cacheOptions) {
+    throw new InvalidOptionError(
+      'openDefaultStore builds its own tiers; pass "tiers" to ProxyCache.open instead',
+    );
+  }
+  const maxEntries = cacheOptions.maxEntries ?? DEFAULT_MAX_ENTRIES;
+  const logger = cacheOptions.logger ?? createStderrLogger();
+  const tiers = await defaultTiers(dir, logger, memoryTier === false ? undefined : { maxEntries });
+  return ProxyCache.open({ ...cacheOptions, logger, tiers });
 }

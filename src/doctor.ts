@@ -8,7 +8,8 @@ import { Keyring } from './crypto/keyring.js';
 import { DEFAULT_DATABASE_FILE, DEFAULT_JSONL_DIR } from './default-store.js';
 import { ProxyTierError } from './errors.js';
 import type { Logger } from './logger.js';
-import { ProxyCache, type TokenReport } from './proxy-cache.js';
+import { openDefaultStore } from './default-store.js';
+import type { ProxyCache, TokenReport } from './proxy-cache.js';
 
 /** One thing wrong, with what to do about it. */
 export interface DoctorProblem {
@@ -190,7 +191,7 @@ async function checkStore(
   try {
     // Without a key, a key that exists nowhere else stands in: it decrypts nothing, so every
     // stored token counts as unreadable. It is never written anywhere and encrypts nothing.
-    cache = await ProxyCache.open({
+    cache = await openDefaultStore({
       dir,
       keyring: keyring ?? new Keyring(generateFernetKey()),
       logger: collectingLogger(messages),

@@ -7,6 +7,7 @@ export type {
   EvictEvent,
   ExpireEvent,
   FailureReport,
+  HeldEvent,
   Loader,
   ProxyCacheEvents,
   RecoverEvent,
@@ -63,6 +64,8 @@ export {
 export {
   EVICTION_REASONS,
   isHealthTier,
+  type EntryAccess,
+  type EntryChange,
   type EntryPatch,
   type EvictionReason,
   type HealthCheckInput,
@@ -72,6 +75,7 @@ export {
   type ProxyQuery,
   type ProxyQueryOrder,
   type Tier,
+  type TierChanges,
   type TierContext,
 } from './tiers/tier.js';
 export { MemoryTier, MEMORY_EVICTION_POLICIES, type MemoryTierOptions } from './tiers/memory.js';
@@ -137,7 +141,14 @@ export {
   type MigrationReport,
   type MigrationSource,
 } from './migrate.js';
-export { DEFAULT_DATABASE_FILE, DEFAULT_JSONL_DIR, defaultStoreDir } from './default-store.js';
+export {
+  DEFAULT_DATABASE_FILE,
+  DEFAULT_JSONL_DIR,
+  defaultStoreDir,
+  openDefaultStore,
+  type DefaultStoreOptions,
+} from './default-store.js';
+export { TierChangeFeed, type BusMessage, type CacheBus } from './stack/bus.js';
 export {
   diagnose,
   type DiagnoseOptions,

@@ -190,7 +190,7 @@ async function migrateDatabase(
     const source = new SqliteTier({ path: copy, role: kind === 'l2-sqlite' ? 'l2' : 'l3' });
     await source.open({
       cipher: keyring,
-      clock: { now: Date.now, every: () => ({ cancel() {} }) },
+      clock: { now: Date.now, every: () => ({ cancel() {} }), after: () => ({ cancel() {} }) },
       logger: silentLogger,
       onEvict: () => undefined,
     });

@@ -3,30 +3,18 @@ import type { Keyring } from './crypto/keyring.js';
 import { InvalidOptionError } from './errors.js';
 import { resolveHealthPolicy, type HealthPolicy } from './health.js';
 import { createStderrLogger, type Logger } from './logger.js';
-import { MemoryTier } from './tiers/memory.js';
+import type { CacheBus } from './stack/bus.js';
 import type { Tier } from './tiers/tier.js';
 
 /** Options of `ProxyCache.open`. Every field is optional; defaults are listed per field. */
 export interface ProxyCacheOptions {
   /**
    * The tiers, fastest first (L1, L2, L3...). Default: one `MemoryTier` of `maxEntries` entries.
-   * Each tier instance belongs to one cache; the cache opens and closes it.
+   * Each tier instance belongs to one cache; the cache opens and closes it. For the embedded
+   * persistent store under a directory, use `openDefaultStore({ dir })`.
    */
   tiers?: Tier[];
-  /**
-   * Directory of the embedded persistent store, used when `tiers` is not given: a memory tier
-   * over `<dir>/proxytier.db` (SQLite with health history), or over the JSONL log in
-   * `<dir>/jsonl/` where better-sqlite3 cannot be loaded. Without `dir` (and without `tiers`)
-   * the cache is memory-only.
-   */
-  dir?: string;
-  /**
-   * With `dir`: whether the default store has its memory tier (L1). Default true. A process
-   * that runs once and exits (a command-line tool, a batch job) may leave it out: it would only
-   * add work, and mark what it pushes out as `evictedFromL1` in the store.
-   */
-  memoryTier?: boolean;
-  /** Size of the default memory tier when `tiers` is not given. Default 10,000. */
+  /** Size of the memory tier made when `tiers` is not given. Default 10,000. */
   maxEntries?: number;
   /**
    * The keyring that encrypts credentials for persistent tiers. Default: resolved from
@@ -64,14 +52,36 @@ export interface ProxyCacheOptions {
   tierFailureThreshold?: number;
   /** How long a degraded tier waits before one call probes it again, in ms. Default 30,000. */
   tierProbeIntervalMs?: number;
+  /**
+   * How long a write to a busy tier (`E_TIER_BUSY`: another process holds SQLite's write lock)
+   * is retried, with back-off and without blocking, before it rejects; for tiers that set no
+   * `timeoutMs` of their own. Default 5,000 ms.
+   */
+  busyRetryMs?: number;
+  /**
+   * Most keys whose writes are held for replay per switched-off tier; past it the tier is
+   * reconciled from the faster tiers at recovery. Deletes are always held. Default 100,000.
+   */
+  replayLimit?: number;
+  /**
+   * Staleness bound of L1 against other processes' writes, in ms: at most this long after
+   * another process's write resolved, a read here returns the new value. 0 checks the shared
+   * tiers' change feeds on every read. Default 100.
+   */
+  coherenceMs?: number;
+  /** A bus that carries changed keys between hosts (the Redis bus), besides the tiers' feeds. */
+  bus?: CacheBus;
+  /**
+   * How often the uses L1 served are passed down to the slower tiers, so a bounded tier evicts
+   * by true recency, in ms. Default 1,000.
+   */
+  recencyFlushMs?: number;
 }
 
 /** `ProxyCacheOptions` after defaults and validation. */
 export interface ResolvedOptions {
-  /** Undefined when the default store under `dir` is still to be built. */
+  /** Undefined when the cache is to make its default memory tier of `maxEntries`. */
   tiers: Tier[] | undefined;
-  dir: string | undefined;
-  memoryTier: boolean;
   maxEntries: number;
   keyring: Keyring | undefined;
   encryptionKey: string | undefined;
@@ -86,6 +96,11 @@ export interface ResolvedOptions {
   healthPolicy: Readonly<HealthPolicy>;
   tierFailureThreshold: number;
   tierProbeIntervalMs: number;
+  busyRetryMs: number;
+  replayLimit: number;
+  coherenceMs: number;
+  bus: CacheBus | undefined;
+  recencyFlushMs: number;
 }
 
 /** Default values, exported so documentation and tests can name them. */
@@ -96,6 +111,10 @@ export const DEFAULTS = Object.freeze({
   healthFailureThreshold: 3,
   tierFailureThreshold: 3,
   tierProbeIntervalMs: 30_000,
+  busyRetryMs: 5_000,
+  replayLimit: 100_000,
+  coherenceMs: 100,
+  recencyFlushMs: 1_000,
 });
 
 /** Applies defaults, validates every option (naming it and what was expected), interprets. */
@@ -105,24 +124,12 @@ export function resolveOptions(options: ProxyCacheOptions = {}): ResolvedOptions
   }
   const maxEntries = options.maxEntries ?? DEFAULTS.maxEntries;
   positiveInteger('maxEntries', maxEntries);
-  if (options.dir !== undefined && (typeof options.dir !== 'string' || options.dir === '')) {
-    throw new InvalidOptionError(`"dir" must be a non-empty path, got ${String(options.dir)}`);
-  }
-  if (options.memoryTier !== undefined && typeof options.memoryTier !== 'boolean') {
+  if ('dir' in options || 'memoryTier' in options) {
     throw new InvalidOptionError(
-      `"memoryTier" must be a boolean, got ${typeof options.memoryTier}`,
+      '"dir" and "memoryTier" are options of openDefaultStore({ dir }), which builds the embedded store; ProxyCache.open takes "tiers"',
     );
   }
-  if (options.memoryTier === false && options.dir === undefined) {
-    throw new InvalidOptionError(
-      '"memoryTier: false" needs "dir": a cache needs at least one tier',
-    );
-  }
-  if (options.dir !== undefined && options.tiers !== undefined) {
-    throw new InvalidOptionError('give either "dir" (the default store) or "tiers", not both');
-  }
-  const tiers =
-    options.tiers ?? (options.dir === undefined ? [new MemoryTier({ maxEntries })] : undefined);
+  const tiers = options.tiers;
   if (tiers !== undefined && (!Array.isArray(tiers) || tiers.length === 0)) {
     throw new InvalidOptionError('"tiers" must be a non-empty array of tiers');
   }
@@ -153,13 +160,23 @@ export function resolveOptions(options: ProxyCacheOptions = {}): ResolvedOptions
   positiveInteger('tierFailureThreshold', tierFailureThreshold);
   const tierProbeIntervalMs = options.tierProbeIntervalMs ?? DEFAULTS.tierProbeIntervalMs;
   nonNegativeInteger('tierProbeIntervalMs', tierProbeIntervalMs);
+  const busyRetryMs = options.busyRetryMs ?? DEFAULTS.busyRetryMs;
+  nonNegativeInteger('busyRetryMs', busyRetryMs);
+  const replayLimit = options.replayLimit ?? DEFAULTS.replayLimit;
+  positiveInteger('replayLimit', replayLimit);
+  const coherenceMs = options.coherenceMs ?? DEFAULTS.coherenceMs;
+  nonNegativeInteger('coherenceMs', coherenceMs);
+  const recencyFlushMs = options.recencyFlushMs ?? DEFAULTS.recencyFlushMs;
+  positiveInteger('recencyFlushMs', recencyFlushMs);
+  const bus = options.bus;
+  if (bus !== undefined && (bus === null || typeof bus.subscribe !== 'function')) {
+    throw new InvalidOptionError('"bus" must be a CacheBus (it has no subscribe method)');
+  }
   if (options.previousKeys !== undefined && !Array.isArray(options.previousKeys)) {
     throw new InvalidOptionError('"previousKeys" must be an array of key strings');
   }
   return {
     tiers,
-    dir: options.dir,
-    memoryTier: options.memoryTier ?? true,
     maxEntries,
     keyring: options.keyring,
     encryptionKey: options.encryptionKey,
@@ -174,6 +191,11 @@ export function resolveOptions(options: ProxyCacheOptions = {}): ResolvedOptions
     healthPolicy: resolveHealthPolicy(options.healthPolicy),
     tierFailureThreshold,
     tierProbeIntervalMs,
+    busyRetryMs,
+    replayLimit,
+    coherenceMs,
+    bus,
+    recencyFlushMs,
   };
 }
 

@@ -2,38 +2,31 @@ import { EventEmitter } from 'node:events';
 import type { Clock, TimerHandle } from './clock.js';
 import type { Keyring } from './crypto/keyring.js';
 import { resolveKeyring } from './crypto/key-source.js';
-import { defaultTiers } from './default-store.js';
-import {
-  ClosedError,
-  InvalidEntryError,
-  InvalidOptionError,
-  ProxyTierError,
-  TierError,
-  TierTimeoutError,
-  TierUnavailableError,
-  UnsupportedOperationError,
-} from './errors.js';
+import { ClosedError, TierUnavailableError, UnsupportedOperationError } from './errors.js';
+import { applyHealthCheck } from './health.js';
 import type { Logger } from './logger.js';
 import { resolveOptions, type ProxyCacheOptions, type ResolvedOptions } from './options.js';
+import { healthFields, scanQuery, validateHealthCheck, validateQuery } from './query.js';
 import {
   toValidEntry,
   type EntryDefaults,
   type ProxyEntry,
   type ProxyEntryInput,
 } from './record/entry.js';
-import { TierCounters, type CacheStats } from './stats.js';
-import { applyHealthCheck } from './health.js';
-import { healthFields, scanQuery, validateHealthCheck, validateQuery } from './query.js';
+import { describeError } from './stack/describe-error.js';
+import { forEachStoredEntry, walkStack } from './stack/stored-entries.js';
+import { FAILED, type TierSlot } from './stack/tier-slot.js';
+import { TierStack, type StackListener } from './stack/tier-stack.js';
+import type { CacheStats } from './stats.js';
+import { MemoryTier } from './tiers/memory.js';
 import {
   isHealthTier,
-  type EntryPatch,
   type EvictionReason,
   type HealthCheckInput,
   type HealthCheckRecord,
   type HealthTier,
   type ProxyQuery,
   type Tier,
-  type TierContext,
 } from './tiers/tier.js';
 
 /**
@@ -60,12 +53,24 @@ export interface RecoverEvent {
   tier: string;
 }
 
+/**
+ * Payload of the `held` event: a write or delete of `key` was not made in the switched-off
+ * `tiers`; it is held in memory and replayed there when they recover (until then it is not
+ * durable in them: a crash loses it). The call itself resolved.
+ */
+export interface HeldEvent {
+  key: string;
+  operation: 'put' | 'delete' | 'update';
+  tiers: string[];
+}
+
 /** Events a `ProxyCache` emits. Nothing is built for an event nobody listens to. */
 export interface ProxyCacheEvents {
   evict: [EvictEvent];
   expire: [ExpireEvent];
   degrade: [DegradeEvent];
   recover: [RecoverEvent];
+  held: [HeldEvent];
 }
 
 /** What `reportFailure` did. */
@@ -89,35 +94,11 @@ export type Loader = (
   key: string,
 ) => ProxyEntryInput | undefined | Promise<ProxyEntryInput | undefined>;
 
-// Keys written or deleted while a tier was switched off, replayed when it recovers. Past this
-// many the tier is cleared on recovery instead, since it can no longer be brought up to date.
-const MAX_DIRTY_KEYS = 100_000;
-const FAILED = Symbol('failed');
-type Failed = typeof FAILED;
-
-/** Per-tier state the stack keeps: counters, and the circuit breaker for degradation. */
-class TierSlot {
-  readonly counters = new TierCounters();
-  consecutiveFailures = 0;
-  degraded = false;
-  nextProbeAt = 0;
-  /** Keys changed while degraded, or `'overflow'` when there were too many to keep. */
-  dirty: Set<string> | 'overflow' | undefined;
-  /** Set while the tier could not be opened; a probe then tries `open` again. */
-  unopened = false;
-  /** A re-open attempt in flight. */
-  reopening = false;
-
-  constructor(
-    readonly tier: Tier,
-    readonly level: number,
-  ) {}
-}
-
 /**
  * The cache: a stack of tiers, fastest first. `get` reads L1, then L2, then L3, and promotes a
- * hit into the faster tiers; `put` writes through to every tier; entries expire by TTL; a tier
- * that keeps failing is switched off and probed until it works again.
+ * hit into the faster tiers; `put` writes through to every tier and resolves once every
+ * persistent tier in service has committed it; entries expire by TTL; a tier that keeps failing
+ * is switched off, its missed changes held for replay, and probed until it works again.
  *
  * @example
  * const cache = await ProxyCache.open();
@@ -127,18 +108,16 @@ class TierSlot {
  * await cache.close();
  */
 export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
-  readonly #slots: TierSlot[];
+  readonly #stack: TierStack;
   readonly #clock: Clock;
   readonly #logger: Logger;
   readonly #options: ResolvedOptions;
   readonly #keyring: Keyring | undefined;
-  readonly #persistent: boolean;
   readonly #defaults: EntryDefaults & { now: number };
   readonly #inflight = new Map<string, Promise<ProxyEntry | undefined>>();
-  readonly #background = new Set<Promise<unknown>>();
+  /** Keys whose `getOrLoad` loader runs; a put or delete meanwhile marks its load superseded. */
+  readonly #loading = new Map<string, { superseded: boolean }>();
   #sweepTimer: TimerHandle | undefined;
-  /** L1 when it has a synchronous engine (the memory tier): the hot path reads it directly. */
-  readonly #l1: TierSlot | undefined;
   #closed = false;
   #requests = 0;
   #coalesced = 0;
@@ -151,10 +130,23 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
     this.#clock = options.clock;
     this.#logger = options.logger;
     this.#keyring = keyring;
-    this.#slots = tiers.map((tier, index) => new TierSlot(tier, index + 1));
-    const first = this.#slots[0];
-    this.#l1 = first?.tier.getSync === undefined ? undefined : first;
-    this.#persistent = tiers.some((tier) => tier.persistent);
+    this.#stack = new TierStack(
+      tiers,
+      {
+        clock: options.clock,
+        logger: options.logger,
+        failureThreshold: options.tierFailureThreshold,
+        probeIntervalMs: options.tierProbeIntervalMs,
+        busyRetryMs: options.busyRetryMs,
+        replayLimit: options.replayLimit,
+        keyring,
+        healthPolicy: options.healthPolicy,
+        coherenceMs: options.coherenceMs,
+        bus: options.bus,
+        recencyFlushMs: options.recencyFlushMs,
+      },
+      this.#stackListener(),
+    );
     const { defaultTtlSeconds, ttlBySource } = options;
     this.#defaults = {
       now: 0,
@@ -164,17 +156,12 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
 
   /**
    * Validates the options, finds the encryption key (only when a tier is persistent), opens every
-   * tier and starts the expiry sweep.
+   * tier and starts the expiry sweep. Without `tiers`, the cache is one memory tier; for the
+   * embedded persistent store under a directory, see `openDefaultStore({ dir })`.
    */
   static async open(options: ProxyCacheOptions = {}): Promise<ProxyCache> {
     const resolved = resolveOptions(options);
-    const tiers =
-      resolved.tiers ??
-      (await defaultTiers(
-        resolved.dir as string,
-        resolved.logger,
-        resolved.memoryTier ? { maxEntries: resolved.maxEntries } : undefined,
-      ));
+    const tiers = resolved.tiers ?? [new MemoryTier({ maxEntries: resolved.maxEntries })];
     let keyring = resolved.keyring;
     // A key given explicitly is checked even when no tier needs one, so a typo fails early.
     const needsKey = tiers.some((tier) => tier.persistent) || resolved.encryptionKey !== undefined;
@@ -190,20 +177,7 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
     const cache = new ProxyCache(resolved, tiers, keyring);
     // A tier that cannot open (a corrupt database, a dead server) starts switched off and is
     // probed like any degraded tier; the cache fails to open only when no tier opens at all.
-    let lastError: unknown;
-    for (const slot of cache.#slots) {
-      try {
-        await slot.tier.open(cache.#contextFor(slot));
-      } catch (error) {
-        lastError = error;
-        slot.unopened = true;
-        cache.#failed(slot, error, true);
-      }
-    }
-    if (cache.#slots.every((slot) => slot.unopened)) {
-      await Promise.allSettled(cache.#slots.map((slot) => slot.tier.close()));
-      throw lastError;
-    }
+    await cache.#stack.open();
     if (resolved.sweepIntervalMs > 0) {
       cache.#sweepTimer = resolved.clock.every(resolved.sweepIntervalMs, () =>
         cache.sweepExpired().catch((error: unknown) => {
@@ -221,7 +195,7 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
 
   /** The tiers, fastest first. */
   get tiers(): readonly Tier[] {
-    return this.#slots.map((slot) => slot.tier);
+    return this.#stack.slots.map((slot) => slot.tier);
   }
 
   /**
@@ -232,30 +206,36 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
     // Not an async function: an L1 hit is answered with one settled promise and no awaits.
     try {
       if (this.#closed) this.#assertOpen();
+      const stack = this.#stack;
       const now = this.#clock.now();
+      if (now >= stack.nextCoherenceCheck) stack.checkCoherence(now);
       this.#requests += 1;
       // The L1 read is written out here and in getSync rather than shared in a helper: V8 then
       // optimises the whole hit as one frame (measured: 0.25 -> 0.31 of lru-cache's get for the
       // awaited hit). A failing or switched-off L1 takes the general path.
-      const l1 = this.#l1;
+      const l1 = stack.l1;
       if (l1 === undefined || l1.degraded || l1.consecutiveFailures !== 0) {
-        return this.#readFrom(0, key, now);
+        return stack.readFrom(0, key, now);
       }
       let entry: ProxyEntry | undefined;
       try {
         entry = (l1.tier.getSync as (key: string) => ProxyEntry | undefined)(key);
       } catch (error) {
-        this.#failed(l1, error);
-        return this.#readFrom(1, key, now);
+        l1.failed(error);
+        return stack.readFrom(1, key, now);
       }
       if (entry === undefined) {
         l1.counters.misses += 1;
-        return this.#readFrom(1, key, now);
+        return stack.readFrom(1, key, now);
       }
-      if (entry.expiresAt <= now) return this.#expire(key).then(() => undefined);
+      if (entry.expiresAt <= now) return stack.expire(key).then(() => undefined);
       l1.counters.hits += 1;
-      // Skipping the store when the time has not moved saves a write on bursts of hits.
-      if (entry.lastAccessed !== now) entry.lastAccessed = now;
+      // Skipping the store when the time has not moved saves a write on bursts of hits; the
+      // first hit in each recency window queues the entry to be passed down.
+      if (entry.lastAccessed !== now) {
+        if (entry.lastAccessed < stack.touchEpoch) stack.touched.push(entry);
+        entry.lastAccessed = now;
+      }
       entry.accessCount += 1;
       return Promise.resolve(entry);
     } catch (error) {
@@ -265,42 +245,50 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
 
   /**
    * The synchronous read: like `get`, but consults only the tiers with a synchronous engine
-   * (memory, sqlite). Use it on hot paths where an L1 hit is the common case.
+   * (memory, sqlite, jsonl). Use it on hot paths where an L1 hit is the common case.
    */
   getSync(key: string): ProxyEntry | undefined {
     if (this.#closed) this.#assertOpen();
+    const stack = this.#stack;
     const now = this.#clock.now();
+    if (now >= stack.nextCoherenceCheck) stack.checkCoherence(now);
     this.#requests += 1;
     // The same L1 read as in `get`, written out for the same reason.
-    const l1 = this.#l1;
+    const l1 = stack.l1;
     if (l1 === undefined || l1.degraded || l1.consecutiveFailures !== 0) {
-      return this.#readSyncFrom(0, key, now);
+      return stack.readSyncFrom(0, key, now);
     }
     let entry: ProxyEntry | undefined;
     try {
       entry = (l1.tier.getSync as (key: string) => ProxyEntry | undefined)(key);
     } catch (error) {
-      this.#failed(l1, error);
-      return this.#readSyncFrom(1, key, now);
+      l1.failed(error);
+      return stack.readSyncFrom(1, key, now);
     }
     if (entry === undefined) {
       l1.counters.misses += 1;
-      return this.#readSyncFrom(1, key, now);
+      return stack.readSyncFrom(1, key, now);
     }
     if (entry.expiresAt <= now) {
-      this.#track(this.#expire(key));
+      stack.expireInBackground(key);
       return undefined;
     }
     l1.counters.hits += 1;
-    if (entry.lastAccessed !== now) entry.lastAccessed = now;
+    if (entry.lastAccessed !== now) {
+      if (entry.lastAccessed < stack.touchEpoch) stack.touched.push(entry);
+      entry.lastAccessed = now;
+    }
     entry.accessCount += 1;
     return entry;
   }
 
   /**
-   * Validates `input` into a full entry and writes it through to every tier; resolves once each
-   * persistent tier has made it durable. Credentials are encrypted once and the same token goes
-   * to every persistent tier. Rejects with `E_TIER_UNAVAILABLE` only when no tier took the write.
+   * Validates `input` into a full entry and writes it through to every tier. Resolves once every
+   * persistent tier in service has committed it; a switched-off tier gets it at its recovery
+   * (the `held` event says so). Rejects with `E_TIER_WRITE` (naming the tier) when a tier in
+   * service could not commit it after retries; the faster tiers' copies are then dropped, so the
+   * next read shows what is stored. Credentials are encrypted once and the same token goes to
+   * every persistent tier.
    */
   put(input: ProxyEntryInput | ProxyEntry): Promise<ProxyEntry> {
     // Not an async function: when every tier is synchronous (a memory-only cache) the write is
@@ -310,7 +298,8 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
       const defaults = this.#defaults;
       defaults.now = this.#clock.now();
       const entry = toValidEntry(input, defaults);
-      const pending = this.#writeThrough(entry);
+      if (this.#loading.size !== 0) this.#supersede(entry.key);
+      const pending = this.#stack.write(entry);
       return pending === undefined ? Promise.resolve(entry) : pending.then(() => entry);
     } catch (error) {
       return Promise.reject(error);
@@ -320,7 +309,7 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
   /** True when a live (unexpired) entry for `key` is in any tier. Counts no statistics. */
   async has(key: string): Promise<boolean> {
     this.#assertOpen();
-    const found = await this.#find(key);
+    const found = await this.#stack.find(key);
     return found !== undefined && found.entry.expiresAt > this.#clock.now();
   }
 
@@ -333,35 +322,31 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
     options: { includeExpired?: boolean } = {},
   ): Promise<ProxyEntry | undefined> {
     this.#assertOpen();
-    const found = await this.#find(key);
+    const found = await this.#stack.find(key);
     if (found === undefined) return undefined;
     return options.includeExpired === true || found.entry.expiresAt > this.#clock.now()
       ? found.entry
       : undefined;
   }
 
-  /** Removes `key` from every tier; resolves `true` when any tier held it. */
+  /**
+   * Removes `key` from every tier; resolves `true` when any tier held it. Like `put`, it resolves
+   * once every persistent tier in service has committed the delete, and rejects with
+   * `E_TIER_WRITE` when one could not; a switched-off tier gets it at recovery, and no read
+   * brings the key back meanwhile.
+   */
   async delete(key: string): Promise<boolean> {
     this.#assertOpen();
-    const removed = await this.#deleteEverywhere(key);
+    if (this.#loading.size !== 0) this.#supersede(key);
+    const removed = await this.#stack.delete(key);
     return removed.length > 0;
   }
 
-  /** Removes every entry from every tier. */
+  /** Removes every entry from every tier; a switched-off tier is cleared when it recovers. */
   async clear(): Promise<void> {
     this.#assertOpen();
-    const now = this.#clock.now();
-    await Promise.all(
-      this.#slots.map(async (slot) => {
-        // A tier that is off (or fails now) is cleared when it comes back instead.
-        if (!this.#available(slot, now)) {
-          slot.dirty = 'overflow';
-          return;
-        }
-        if ((await this.#attempt(slot, () => slot.tier.clear())) === FAILED)
-          slot.dirty = 'overflow';
-      }),
-    );
+    for (const load of this.#loading.values()) load.superseded = true;
+    await this.#stack.clear();
   }
 
   /**
@@ -369,7 +354,8 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
    * when a faster tier holds it.
    */
   async *keys(): AsyncIterable<string> {
-    for await (const [key] of this.#walk(false)) yield key;
+    this.#assertOpen();
+    for await (const [key] of walkStack(this.#stack, false)) yield key;
   }
 
   /**
@@ -377,16 +363,20 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
    * fastest tier's copy first. No statistics or access times change.
    */
   async *entries(options: { includeExpired?: boolean } = {}): AsyncIterable<ProxyEntry> {
+    this.#assertOpen();
     const now = this.#clock.now();
     const includeExpired = options.includeExpired === true;
-    for await (const [, entry] of this.#walk(true)) {
+    for await (const [, entry] of walkStack(this.#stack, true)) {
       if (entry !== undefined && (includeExpired || entry.expiresAt > now)) yield entry;
     }
   }
 
   /**
    * `get`, and on a miss one call of `loader` whose result is stored and returned. Concurrent
-   * calls for the same key share that one loader call (single-flight).
+   * calls for the same key share that one loader call (single-flight); its error reaches every
+   * one of them, and the next call after a failure runs the loader again. A `put` or `delete` of
+   * the key made while the loader runs wins: the loader's older result is then not stored, and
+   * the calls resolve what the cache holds.
    */
   getOrLoad(key: string, loader: Loader): Promise<ProxyEntry | undefined> {
     if (this.#closed) return Promise.reject(new ClosedError('the cache is closed'));
@@ -395,11 +385,21 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
       this.#coalesced += 1;
       return running;
     }
+    // Marked from the start: a put or delete that lands while the miss is being read is newer
+    // than anything the loader can return.
+    const mark = { superseded: false };
+    this.#loading.set(key, mark);
     const load = (async () => {
-      const cached = await this.get(key);
-      if (cached !== undefined) return cached;
-      this.#loads += 1;
-      const input = await loader(key);
+      let input: ProxyEntryInput | undefined;
+      try {
+        const cached = await this.get(key);
+        if (cached !== undefined) return cached;
+        this.#loads += 1;
+        input = await loader(key);
+      } finally {
+        if (this.#loading.get(key) === mark) this.#loading.delete(key);
+      }
+      if (mark.superseded) return this.get(key);
       if (input === undefined) return undefined;
       return this.put({ ...input, key: input.key ?? key });
     })();
@@ -414,6 +414,9 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
   /**
    * Records a failed use of a proxy (proxywhirl's `invalidate_by_health`): its failure count rises
    * by one and it is marked unhealthy; at `healthFailureThreshold` it is evicted from every tier.
+   * The increment is atomic in the tier that holds the record, so concurrent reports, in this
+   * process or others sharing the store, are all counted, and exactly one of them (the one that
+   * reaches the threshold) reports `evicted: true`.
    * Where a tier keeps health history, the failure is also recorded there as a failed check
    * (`error` and `checkUrl` default to `'reported failure'` and `'reportFailure'`).
    * Resolves `undefined` when the key is not cached.
@@ -423,65 +426,76 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
     detail: { error?: string; checkUrl?: string } = {},
   ): Promise<FailureReport | undefined> {
     this.#assertOpen();
-    const found = await this.#find(key);
-    if (found === undefined || found.entry.expiresAt <= this.#clock.now()) return undefined;
-    if (this.#healthSlot() !== undefined) {
-      await this.recordHealthCheck(key, {
-        status: 'unhealthy',
-        error: detail.error ?? 'reported failure',
-        checkUrl: detail.checkUrl ?? 'reportFailure',
-      });
-    }
-    const failureCount = found.entry.failureCount + 1;
-    if (failureCount >= this.#options.healthFailureThreshold) {
-      const removedFrom = await this.#deleteEverywhere(key);
-      for (const slot of removedFrom) this.#countEviction(slot, key, 'health');
-      return { key, failureCount, evicted: true };
-    }
-    await this.#updateEverywhere(key, { failureCount, healthStatus: 'unhealthy' });
-    return { key, failureCount, evicted: false };
+    const stack = this.#stack;
+    return stack.locked(key, async () => {
+      const healthSlot = this.#healthSlot();
+      if (healthSlot !== undefined) {
+        const tier = healthSlot.tier as HealthTier;
+        const check = validateHealthCheck(
+          {
+            status: 'unhealthy',
+            error: detail.error ?? 'reported failure',
+            checkUrl: detail.checkUrl ?? 'reportFailure',
+          },
+          this.#clock.now(),
+        );
+        await healthSlot.call(() => tier.recordHealthCheck(key, check));
+      }
+      const changed = await stack.modifyLocked(key, (current) => ({
+        failureCount: current.failureCount + 1,
+        healthStatus: 'unhealthy',
+      }));
+      if (changed === undefined) return undefined;
+      const { entry } = changed;
+      if (entry.expiresAt <= this.#clock.now()) {
+        stack.expireInBackground(key);
+        return undefined;
+      }
+      const { failureCount } = entry;
+      const threshold = this.#options.healthFailureThreshold;
+      if (failureCount >= threshold) {
+        const removedFrom = await stack.deleteLocked(key);
+        // Only the report that reached the threshold evicts; a report that raced past it (from
+        // another process, before the delete landed) only finishes the removal.
+        const evicted = failureCount === threshold;
+        if (evicted) for (const slot of removedFrom) this.#countEviction(slot, key, 'health');
+        return { key, failureCount, evicted };
+      }
+      await stack.patchLocked(key, replicatedFields(entry), changed.slot);
+      return { key, failureCount, evicted: false };
+    });
   }
 
   /**
    * Records one health check of a proxy: its health fields change by the health policy (status,
    * consecutive successes and failures, totals, last error, next check time; see docs) in every
    * tier, and a tier that keeps history (SQLite, L3 role) appends the check in the same
-   * transaction. Resolves the updated entry, or `undefined` when the key is not cached.
+   * transaction. The change is atomic in the tier that holds the record, so concurrent checks
+   * are all counted. Resolves the updated entry, or `undefined` when the key is not cached.
    */
   async recordHealthCheck(key: string, check: HealthCheckInput): Promise<ProxyEntry | undefined> {
     this.#assertOpen();
     const timed = validateHealthCheck(check, this.#clock.now());
-    const healthSlot = this.#healthSlot();
-    let patch: EntryPatch | undefined;
-    // The tier that already applied the check, with its history row, in one transaction.
-    let appliedBy: TierSlot | undefined;
-    if (healthSlot !== undefined) {
-      const tier = healthSlot.tier as HealthTier;
-      const updated = await this.#attempt(healthSlot, () => tier.recordHealthCheck(key, timed));
-      if (updated !== FAILED && updated !== undefined) {
-        patch = healthFields(updated);
-        appliedBy = healthSlot;
+    const stack = this.#stack;
+    return stack.locked(key, async () => {
+      const healthSlot = this.#healthSlot();
+      let applied: { slot: TierSlot; entry: ProxyEntry } | undefined;
+      if (healthSlot !== undefined) {
+        const tier = healthSlot.tier as HealthTier;
+        const updated = await healthSlot.call(() => tier.recordHealthCheck(key, timed));
+        if (updated === undefined) {
+          stack.dropFromVolatile(key, healthSlot);
+          return undefined;
+        }
+        if (updated !== FAILED) applied = { slot: healthSlot, entry: updated };
       }
-    }
-    if (patch === undefined) {
-      const found = await this.#find(key);
-      if (found === undefined) return undefined;
-      patch = applyHealthCheck(found.entry, timed, this.#options.healthPolicy);
-    }
-    const applied = patch;
-    await Promise.all(
-      this.#slots.map(async (slot) => {
-        if (slot === appliedBy) return;
-        if (!this.#available(slot, timed.at)) {
-          this.#markDirty(slot, key);
-          return;
-        }
-        if ((await this.#attempt(slot, () => slot.tier.update(key, applied))) === FAILED) {
-          this.#markDirty(slot, key);
-        }
-      }),
-    );
-    return this.peek(key, { includeExpired: true });
+      applied ??= await stack.modifyLocked(key, (current) =>
+        applyHealthCheck(current, timed, this.#options.healthPolicy),
+      );
+      if (applied === undefined) return undefined;
+      await stack.patchLocked(key, replicatedFields(applied.entry), applied.slot);
+      return applied.entry;
+    });
   }
 
   /**
@@ -500,7 +514,7 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
       );
     }
     const tier = slot.tier as HealthTier;
-    const rows = await this.#attempt(slot, () => tier.healthHistory(key, options));
+    const rows = await slot.call(() => tier.healthHistory(key, options));
     if (rows === FAILED) {
       throw new TierUnavailableError(`the "${tier.name}" tier failed to read the health history`);
     }
@@ -527,7 +541,7 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
       );
     }
     const tier = slot.tier as HealthTier;
-    const result = await this.#attempt(slot, () => tier.importHealthHistory(rows));
+    const result = await slot.call(() => tier.importHealthHistory(rows));
     if (result === FAILED) {
       throw new TierUnavailableError(`the "${tier.name}" tier failed to store the health history`);
     }
@@ -545,7 +559,7 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
     const slot = this.#healthSlot();
     if (slot !== undefined) {
       const tier = slot.tier as HealthTier;
-      const found = await this.#attempt(slot, () => tier.query(query));
+      const found = await slot.call(() => tier.query(query));
       if (found !== FAILED) return found;
     }
     return scanQuery(
@@ -560,10 +574,10 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
     this.#assertOpen();
     const reports: { tier: string; report: unknown }[] = [];
     const now = this.#clock.now();
-    for (const slot of this.#slots) {
+    for (const slot of this.#stack.slots) {
       const { tier } = slot;
-      if (tier.compact === undefined || !this.#available(slot, now)) continue;
-      const report = await this.#attempt(slot, () => (tier.compact as () => Promise<unknown>)());
+      if (tier.compact === undefined || !slot.available(now)) continue;
+      const report = await slot.call(() => (tier.compact as () => Promise<unknown>)());
       if (report === FAILED) {
         throw new TierUnavailableError(`compaction of the "${tier.name}" tier failed`);
       }
@@ -581,7 +595,7 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
     const report: TokenReport = { current: 0, previous: 0, unreadable: 0 };
     const keyring = this.#keyring;
     if (keyring === undefined) return report;
-    await this.#forEachStoredEntry(true, async (entry, tier) => {
+    await forEachStoredEntry(this.#stack, true, async (entry, tier) => {
       // The memory tier holds copies of what the persistent tiers store: count the stored ones.
       if (!tier.persistent) return false;
       for (const secret of [entry.username, entry.password]) {
@@ -611,7 +625,7 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
     }
     const result = { reencrypted: 0, current: 0, previous: 0, unreadable: 0 };
     let seen = 0;
-    await this.#forEachStoredEntry(false, async (entry, tier) => {
+    await forEachStoredEntry(this.#stack, false, async (entry, tier) => {
       // The memory tier's copies get new tokens too (so that a later write does not store an old
       // one) but only the persistent tiers' tokens are counted.
       const counted = tier.persistent;
@@ -642,44 +656,15 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
     return result;
   }
 
-  /**
-   * Calls `visit` for every entry stored in every tier in service (each tier's own copy); when
-   * `visit` resolves true and `readOnly` is false, the entry is written back to that tier.
-   */
-  async #forEachStoredEntry(
-    readOnly: boolean,
-    visit: (entry: ProxyEntry, tier: Tier) => Promise<boolean>,
-  ): Promise<void> {
-    const now = this.#clock.now();
-    for (const slot of this.#slots) {
-      if (!this.#available(slot, now)) continue;
-      const { tier } = slot;
-      try {
-        for await (const entry of tier.entries()) {
-          const changed = await visit(entry, tier);
-          if (changed && !readOnly && tier.persistent) {
-            if ((await this.#attempt(slot, () => tier.set(entry))) === FAILED) {
-              throw new TierUnavailableError(`writing to the "${tier.name}" tier failed`);
-            }
-          }
-        }
-      } catch (error) {
-        if (error instanceof TierUnavailableError) throw error;
-        this.#failed(slot, error);
-        throw new TierUnavailableError(`reading the "${tier.name}" tier failed`, { cause: error });
-      }
-    }
-  }
-
   /** Removes every expired entry from every tier now (the background sweep calls this). */
   async sweepExpired(): Promise<number> {
     this.#assertOpen();
     const now = this.#clock.now();
     const expired = new Set<string>();
     await Promise.all(
-      this.#slots.map(async (slot) => {
-        if (!this.#available(slot, now)) return;
-        const keys = await this.#attempt(slot, () => slot.tier.deleteExpired(now));
+      this.#stack.slots.map(async (slot) => {
+        if (!slot.available(now)) return;
+        const keys = await slot.call(() => slot.tier.deleteExpired(now));
         if (keys === FAILED) return;
         for (const key of keys) {
           this.#countEviction(slot, key, 'ttl');
@@ -697,13 +682,19 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
   async stats(): Promise<CacheStats> {
     this.#assertOpen();
     const tiers = await Promise.all(
-      this.#slots.map(async (slot) => {
+      this.#stack.slots.map(async (slot) => {
         let entries: number | undefined;
         if (!slot.degraded) {
-          const size = await this.#attempt(slot, () => slot.tier.size());
+          const size = await slot.call(() => slot.tier.size());
           if (size !== FAILED) entries = size;
         }
-        return slot.counters.snapshot(slot.tier.name, slot.level, entries, slot.degraded);
+        return slot.counters.snapshot(
+          slot.tier.name,
+          slot.level,
+          entries,
+          slot.degraded,
+          slot.replay.size,
+        );
       }),
     );
     // A request hits at most one tier, so the tiers' hits add up to the overall hits.
@@ -720,13 +711,11 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
   }
 
   /**
-   * Resolves once the writes the cache started on its own (promotions, demotion marks, a
-   * recovered tier's catch-up) have finished.
+   * Resolves once the work the cache started on its own (promotions, demotion marks, recency
+   * passed down, a recovered tier's replay) has finished.
    */
   async flush(): Promise<void> {
-    while (this.#background.size > 0) {
-      await Promise.allSettled([...this.#background]);
-    }
+    await this.#stack.flush();
   }
 
   /** Stops the sweep, waits for background writes, and closes every tier. Idempotent. */
@@ -735,14 +724,7 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
     this.#closed = true;
     this.#sweepTimer?.cancel();
     this.#sweepTimer = undefined;
-    await this.flush();
-    const results = await Promise.allSettled(this.#slots.map((slot) => slot.tier.close()));
-    for (const [index, result] of results.entries()) {
-      if (result.status === 'rejected') {
-        const name = this.#slots[index]?.tier.name ?? '?';
-        this.#logger.warn(`closing tier "${name}" failed: ${describeError(result.reason)}`);
-      }
-    }
+    await this.#stack.close();
   }
 
   /** True once `close()` has been called. */
@@ -752,430 +734,56 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
 
   // The default inspect would walk private state; show only what is safe and useful.
   [Symbol.for('nodejs.util.inspect.custom')](): string {
-    const tiers = this.#slots.map((slot) => slot.tier.name).join(' -> ');
+    const tiers = this.#stack.slots.map((slot) => slot.tier.name).join(' -> ');
     return `ProxyCache { tiers: ${tiers}, requests: ${this.#requests}, closed: ${this.#closed} }`;
   }
 
   toJSON(): { tiers: string[]; closed: boolean } {
-    return { tiers: this.#slots.map((slot) => slot.tier.name), closed: this.#closed };
+    return { tiers: this.#stack.slots.map((slot) => slot.tier.name), closed: this.#closed };
   }
 
-  // ---------------------------------------------------------------- reads
-
-  /** The rest of an asynchronous read, from tier `start` on. */
-  async #readFrom(start: number, key: string, now: number): Promise<ProxyEntry | undefined> {
-    for (let index = start; index < this.#slots.length; index += 1) {
-      const slot = this.#slots[index] as TierSlot;
-      if (!this.#available(slot, now)) continue;
-      const { tier } = slot;
-      let entry: ProxyEntry | undefined;
-      if (tier.getSync !== undefined) {
-        try {
-          entry = tier.getSync(key);
-          if (slot.consecutiveFailures !== 0 || slot.degraded) this.#succeeded(slot);
-        } catch (error) {
-          this.#failed(slot, error);
-          continue;
-        }
-      } else {
-        const found = await this.#attempt(slot, () => tier.get(key));
-        if (found === FAILED) continue;
-        entry = found;
-      }
-      if (entry === undefined) {
-        slot.counters.misses += 1;
-        continue;
-      }
-      if (entry.expiresAt <= now) {
-        await this.#expire(key);
-        return undefined;
-      }
-      return this.#hit(slot, index, entry, now);
-    }
-    return undefined;
-  }
-
-  /** The rest of a synchronous read, over the synchronous tiers from `start` on. */
-  #readSyncFrom(start: number, key: string, now: number): ProxyEntry | undefined {
-    for (let index = start; index < this.#slots.length; index += 1) {
-      const slot = this.#slots[index] as TierSlot;
-      const { tier } = slot;
-      if (tier.getSync === undefined || !this.#available(slot, now)) continue;
-      let entry: ProxyEntry | undefined;
-      try {
-        entry = tier.getSync(key);
-        if (slot.consecutiveFailures !== 0 || slot.degraded) this.#succeeded(slot);
-      } catch (error) {
-        this.#failed(slot, error);
-        continue;
-      }
-      if (entry === undefined) {
-        slot.counters.misses += 1;
-        continue;
-      }
-      if (entry.expiresAt <= now) {
-        this.#track(this.#expire(key));
-        return undefined;
-      }
-      return this.#hit(slot, index, entry, now);
-    }
-    return undefined;
-  }
-
-  #hit(slot: TierSlot, index: number, entry: ProxyEntry, now: number): ProxyEntry {
-    slot.counters.hits += 1;
-    entry.lastAccessed = now;
-    entry.accessCount += 1;
-    if (index > 0) this.#promote(entry, index);
-    return entry;
-  }
-
-  /** Copies an entry found in tier `index` into every faster tier. */
-  #promote(entry: ProxyEntry, index: number): void {
-    const now = entry.lastAccessed;
-    const wasDemoted = entry.evictedFromL1;
-    entry.evictedFromL1 = false;
-    for (let faster = 0; faster < index; faster += 1) {
-      const slot = this.#slots[faster] as TierSlot;
-      if (!this.#available(slot, now)) continue;
-      slot.counters.promotions += 1;
-      const { tier } = slot;
-      if (tier.setSync !== undefined) {
-        try {
-          tier.setSync(entry);
-          this.#succeeded(slot);
-        } catch (error) {
-          this.#failed(slot, error);
-        }
-      } else {
-        this.#track(this.#attempt(slot, () => tier.set(entry)));
-      }
-    }
-    if (wasDemoted) {
-      // proxywhirl never cleared the flag; it is reset once the entry is back in L1.
-      const slower = this.#slots.slice(index);
-      for (const slot of slower) {
-        this.#track(
-          this.#attempt(slot, () => slot.tier.update(entry.key, { evictedFromL1: false })),
-        );
-      }
-    }
-  }
-
-  /** The first tier's copy of `key`, without statistics or promotion. */
-  async #find(key: string): Promise<{ slot: TierSlot; entry: ProxyEntry } | undefined> {
-    const now = this.#clock.now();
-    for (const slot of this.#slots) {
-      if (!this.#available(slot, now)) continue;
-      const { tier } = slot;
-      const entry = await this.#attempt(slot, () =>
-        tier.peekSync === undefined ? tier.get(key) : tier.peekSync(key),
-      );
-      if (entry !== FAILED && entry !== undefined) return { slot, entry };
-    }
-    return undefined;
-  }
-
-  /** Walks every tier's keys (and entries when asked), skipping keys a faster tier holds. */
-  async *#walk(withEntries: boolean): AsyncIterable<[string, ProxyEntry | undefined]> {
-    this.#assertOpen();
-    const now = this.#clock.now();
-    const usable = this.#slots.filter((slot) => this.#available(slot, now));
-    for (let index = 0; index < usable.length; index += 1) {
-      const slot = usable[index] as TierSlot;
-      const faster = usable.slice(0, index);
-      try {
-        if (withEntries) {
-          for await (const entry of slot.tier.entries()) {
-            if (!(await this.#heldByAny(faster, entry.key))) yield [entry.key, entry];
-          }
-        } else {
-          for await (const key of slot.tier.keys()) {
-            if (!(await this.#heldByAny(faster, key))) yield [key, undefined];
-          }
-        }
-      } catch (error) {
-        this.#failed(slot, error);
-      }
-    }
-  }
-
-  async #heldByAny(slots: TierSlot[], key: string): Promise<boolean> {
-    for (const slot of slots) {
-      const { tier } = slot;
-      const held = tier.hasSync !== undefined ? tier.hasSync(key) : await tier.has(key);
-      if (held) return true;
-    }
-    return false;
-  }
-
-  // ---------------------------------------------------------------- writes
-
-  /** Writes to every tier; returns a promise only when some tier is asynchronous. */
-  #writeThrough(entry: ProxyEntry): Promise<void> | undefined {
-    const now = this.#defaults.now;
-    if (this.#persistent && this.#keyring !== undefined) {
-      // Sealed once here; every persistent tier writes the same token.
-      entry.username?.seal(this.#keyring);
-      entry.password?.seal(this.#keyring);
-    }
-    let written = 0;
-    let pending: Promise<unknown>[] | undefined;
-    let lastError: unknown;
-    for (const slot of this.#slots) {
-      if (!this.#available(slot, now)) {
-        this.#markDirty(slot, entry.key);
-        continue;
-      }
-      const { tier } = slot;
-      if (tier.setSync !== undefined) {
-        try {
-          tier.setSync(entry);
-          if (slot.consecutiveFailures !== 0 || slot.degraded) this.#succeeded(slot);
-          written += 1;
-        } catch (error) {
-          lastError = error;
-          this.#failed(slot, error);
-          this.#markDirty(slot, entry.key);
-        }
-      } else {
-        (pending ??= []).push(
-          this.#attempt(slot, () => tier.set(entry)).then((result) => {
-            if (result === FAILED) this.#markDirty(slot, entry.key);
-            else written += 1;
-          }),
-        );
-      }
-    }
-    const check = () => {
-      if (written === 0) {
-        throw new TierUnavailableError(
-          `no tier accepted the write of entry ${entry.key}; every tier failed or is degraded`,
-          { cause: lastError },
-        );
-      }
-    };
-    if (pending === undefined) {
-      check();
-      return undefined;
-    }
-    return Promise.all(pending).then(check);
-  }
-
-  async #updateEverywhere(key: string, patch: EntryPatch): Promise<void> {
-    const now = this.#clock.now();
-    await Promise.all(
-      this.#slots.map(async (slot) => {
-        if (!this.#available(slot, now)) {
-          this.#markDirty(slot, key);
-          return;
-        }
-        const result = await this.#attempt(slot, () => slot.tier.update(key, patch));
-        if (result === FAILED) this.#markDirty(slot, key);
-      }),
-    );
-  }
-
-  /** Deletes `key` from every tier; resolves the slots that held it. */
-  async #deleteEverywhere(key: string): Promise<TierSlot[]> {
-    const now = this.#clock.now();
-    const removedFrom: TierSlot[] = [];
-    await Promise.all(
-      this.#slots.map(async (slot) => {
-        if (!this.#available(slot, now)) {
-          this.#markDirty(slot, key);
-          return;
-        }
-        const { tier } = slot;
-        const removed = await this.#attempt(slot, () =>
-          tier.deleteSync === undefined ? tier.delete(key) : tier.deleteSync(key),
-        );
-        if (removed === FAILED) this.#markDirty(slot, key);
-        else if (removed) removedFrom.push(slot);
-      }),
-    );
-    return removedFrom;
-  }
-
-  async #expire(key: string): Promise<void> {
-    const removedFrom = await this.#deleteEverywhere(key);
-    for (const slot of removedFrom) this.#countEviction(slot, key, 'ttl');
-    if (this.listenerCount('expire') > 0) this.#notify('expire', { key });
-  }
-
-  // ---------------------------------------------------------------- evictions
-
-  #onTierEvict(
-    slot: TierSlot,
-    key: string,
-    reason: EvictionReason,
-    entry: ProxyEntry | undefined,
-  ): void {
-    this.#countEviction(slot, key, reason);
-    if (reason !== 'lru' || slot.level !== 1 || this.#slots.length === 1 || entry === undefined) {
-      return;
-    }
-    // proxywhirl's demotion: the entry stays in the slower tiers, flagged as out of L1, with the
-    // access counts L1 gathered (L1 hits never write to the slower tiers one by one).
-    slot.counters.demotions += 1;
-    const patch: EntryPatch = {
-      evictedFromL1: true,
-      lastAccessed: entry.lastAccessed,
-      accessCount: entry.accessCount,
-    };
-    for (const slower of this.#slots.slice(1)) {
-      this.#track(
-        this.#attempt(slower, async () => {
-          if (await slower.tier.update(key, patch)) return;
-          // The slower tier missed the original write (it was degraded then): give it the entry.
-          await slower.tier.set({ ...entry, ...patch });
-        }),
-      );
-    }
-  }
-
-  #countEviction(slot: TierSlot, key: string, reason: EvictionReason): void {
-    slot.counters.evictions[reason] += 1;
-    if (this.listenerCount('evict') > 0)
-      this.#notify('evict', { key, tier: slot.tier.name, reason });
-  }
-
-  // ---------------------------------------------------------------- degradation
-
-  /** Whether to call this tier now: yes unless degraded, and once per probe interval if so. */
-  #available(slot: TierSlot, now: number): boolean {
-    if (!slot.degraded) return true;
-    if (now < slot.nextProbeAt) return false;
-    slot.nextProbeAt = now + this.#options.tierProbeIntervalMs;
-    if (slot.unopened) {
-      // The probe of a tier that never opened is another attempt to open it, in the background.
-      if (!slot.reopening) this.#track(this.#reopen(slot));
-      return false;
-    }
-    return true;
-  }
+  // ---------------------------------------------------------------- plumbing
 
   /** The first tier in service that keeps health history and answers queries. */
   #healthSlot(): TierSlot | undefined {
     // Only a tier in service: asking must not use up a switched-off tier's probe.
-    return this.#slots.find((slot) => isHealthTier(slot.tier) && !slot.degraded);
+    return this.#stack.slots.find((slot) => isHealthTier(slot.tier) && !slot.degraded);
   }
 
-  #contextFor(slot: TierSlot): TierContext {
+  /** Marks a running `getOrLoad` of `key` as overtaken by a newer write. */
+  #supersede(key: string): void {
+    const load = this.#loading.get(key);
+    if (load !== undefined) load.superseded = true;
+  }
+
+  #stackListener(): StackListener {
     return {
-      cipher: this.#keyring,
-      healthPolicy: this.#options.healthPolicy,
-      clock: this.#clock,
-      logger: this.#logger,
-      onEvict: (key, reason, entry) => this.#onTierEvict(slot, key, reason, entry),
+      evicted: (slot, key, reason) => {
+        this.#countEviction(slot, key, reason);
+      },
+      expired: (key) => {
+        if (this.listenerCount('expire') > 0) this.#notify('expire', { key });
+      },
+      degraded: (slot, error) => {
+        if (this.listenerCount('degrade') > 0) {
+          this.#notify('degrade', { tier: slot.tier.name, error });
+        }
+      },
+      recovered: (slot) => {
+        if (this.listenerCount('recover') > 0) this.#notify('recover', { tier: slot.tier.name });
+      },
+      held: (key, operation, tiers) => {
+        if (this.listenerCount('held') > 0) this.#notify('held', { key, operation, tiers });
+      },
     };
   }
 
-  async #reopen(slot: TierSlot): Promise<void> {
-    slot.reopening = true;
-    try {
-      // A tier whose open failed holds nothing open, so it is simply opened again.
-      await slot.tier.open(this.#contextFor(slot));
-      slot.unopened = false;
-      // Recovery replays the writes and deletes it missed while it was closed.
-      this.#succeeded(slot);
-    } catch (error) {
-      this.#failed(slot, error);
-    } finally {
-      slot.reopening = false;
+  #countEviction(slot: TierSlot, key: string, reason: EvictionReason): void {
+    slot.counters.evictions[reason] += 1;
+    if (this.listenerCount('evict') > 0) {
+      this.#notify('evict', { key, tier: slot.tier.name, reason });
     }
   }
-
-  /** Runs one tier call with the tier's timeout; failures are counted and become `FAILED`. */
-  async #attempt<T>(slot: TierSlot, call: () => T | Promise<T>): Promise<T | Failed> {
-    try {
-      const { timeoutMs } = slot.tier;
-      const result =
-        timeoutMs === undefined ? await call() : await withTimeout(slot, call, timeoutMs);
-      if (slot.consecutiveFailures !== 0 || slot.degraded) this.#succeeded(slot);
-      return result;
-    } catch (error) {
-      // A caller's mistake (a malformed query, a bad option) says nothing about the tier's
-      // health: it goes back to the caller and is not counted against the tier.
-      if (error instanceof InvalidOptionError || error instanceof InvalidEntryError) throw error;
-      this.#failed(slot, error);
-      return FAILED;
-    }
-  }
-
-  #succeeded(slot: TierSlot): void {
-    slot.consecutiveFailures = 0;
-    if (!slot.degraded) return;
-    slot.degraded = false;
-    this.#logger.info(`tier "${slot.tier.name}" works again and is back in service`);
-    const dirty = slot.dirty;
-    slot.dirty = undefined;
-    if (dirty !== undefined) this.#track(this.#resync(slot, dirty));
-    if (this.listenerCount('recover') > 0) this.#notify('recover', { tier: slot.tier.name });
-  }
-
-  /** Counts a failure; `atOnce` switches the tier off without waiting for the threshold. */
-  #failed(slot: TierSlot, error: unknown, atOnce = false): void {
-    slot.counters.errors += 1;
-    slot.consecutiveFailures += 1;
-    if (slot.degraded) return;
-    this.#logger.debug(`tier "${slot.tier.name}" failed: ${describeError(error)}`);
-    if (!atOnce && slot.consecutiveFailures < this.#options.tierFailureThreshold) return;
-    slot.degraded = true;
-    slot.counters.degradations += 1;
-    slot.nextProbeAt = this.#clock.now() + this.#options.tierProbeIntervalMs;
-    slot.dirty ??= new Set();
-    const why = atOnce
-      ? 'could not be opened'
-      : `failed ${slot.consecutiveFailures} times in a row`;
-    this.#logger.warn(
-      `tier "${slot.tier.name}" ${why} and is switched off (${describeError(error)}); the other tiers keep serving`,
-    );
-    if (this.listenerCount('degrade') > 0) {
-      const asError = error instanceof Error ? error : new TierError(slot.tier.name, String(error));
-      this.#notify('degrade', { tier: slot.tier.name, error: asError });
-    }
-  }
-
-  #markDirty(slot: TierSlot, key: string): void {
-    if (slot.dirty === undefined || slot.dirty === 'overflow') return;
-    slot.dirty.add(key);
-    if (slot.dirty.size > MAX_DIRTY_KEYS) slot.dirty = 'overflow';
-  }
-
-  /** Brings a recovered tier up to date with the writes and deletes it missed. */
-  async #resync(slot: TierSlot, dirty: Set<string> | 'overflow'): Promise<void> {
-    const { tier } = slot;
-    if (dirty === 'overflow') {
-      this.#logger.warn(
-        `tier "${tier.name}" missed more than ${MAX_DIRTY_KEYS} changes while switched off; clearing it`,
-      );
-      await this.#attempt(slot, () => tier.clear());
-      return;
-    }
-    for (const key of dirty) {
-      let current: ProxyEntry | undefined;
-      for (const other of this.#slots) {
-        if (other === slot || other.degraded) continue;
-        const found = await this.#attempt(other, () => other.tier.get(key));
-        if (found !== FAILED && found !== undefined) {
-          current = found;
-          break;
-        }
-      }
-      if (current === undefined) await this.#attempt(slot, () => tier.delete(key));
-      else {
-        if (tier.persistent && this.#keyring !== undefined) {
-          current.username?.seal(this.#keyring);
-          current.password?.seal(this.#keyring);
-        }
-        const copy = current;
-        await this.#attempt(slot, () => tier.set(copy));
-      }
-    }
-  }
-
-  // ---------------------------------------------------------------- plumbing
 
   /**
    * Emits an event. A listener that throws must not break the cache operation that happened to
@@ -1189,40 +797,14 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
     }
   }
 
-  #track(work: Promise<unknown>): void {
-    this.#background.add(work);
-    const done = () => {
-      this.#background.delete(work);
-    };
-    work.then(done, done);
-  }
-
   #assertOpen(): void {
     if (this.#closed) throw new ClosedError('the cache is closed');
   }
 }
 
-async function withTimeout<T>(
-  slot: TierSlot,
-  call: () => T | Promise<T>,
-  timeoutMs: number,
-): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => {
-      reject(
-        new TierTimeoutError(
-          slot.tier.name,
-          `tier "${slot.tier.name}" did not answer within ${timeoutMs} ms`,
-        ),
-      );
-    }, timeoutMs);
-  });
-  try {
-    return await Promise.race([Promise.resolve().then(call), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
+/** The fields a health change sets, copied from the tier that applied it to the others. */
+function replicatedFields(entry: ProxyEntry) {
+  return { ...healthFields(entry), failureCount: entry.failureCount };
 }
 
 function canDecrypt(keyring: Keyring, token: string): boolean {
@@ -1232,13 +814,4 @@ function canDecrypt(keyring: Keyring, token: string): boolean {
   } catch {
     return false;
   }
-}
-
-function describeError(error: unknown): string {
-  if (error instanceof ProxyTierError) return `${error.code}: ${error.message}`;
-  if (error instanceof Error) {
-    const code = (error as { code?: unknown }).code;
-    return typeof code === 'string' ? `${code}: ${error.message}` : error.message;
-  }
-  return String(error);
 }

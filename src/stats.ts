@@ -29,6 +29,8 @@ export interface TierStats {
   degraded: boolean;
   /** How many times the tier has been switched off. */
   degradations: number;
+  /** Keys whose writes or deletes are held for replay into this tier (switched off, or replaying). */
+  heldChanges: number;
 }
 
 /** Counters of the whole cache. */
@@ -60,7 +62,13 @@ export class TierCounters {
   degradations = 0;
   evictions: EvictionCounts = { lru: 0, ttl: 0, health: 0, corruption: 0 };
 
-  snapshot(name: string, level: number, entries: number | undefined, degraded: boolean): TierStats {
+  snapshot(
+    name: string,
+    level: number,
+    entries: number | undefined,
+    degraded: boolean,
+    heldChanges = 0,
+  ): TierStats {
     const reads = this.hits + this.misses;
     const evictions = {} as EvictionCounts;
     for (const reason of EVICTION_REASONS) evictions[reason] = this.evictions[reason];
@@ -77,6 +85,7 @@ export class TierCounters {
       errors: this.errors,
       degraded,
       degradations: this.degradations,
+      heldChanges,
     };
   }
 }

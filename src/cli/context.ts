@@ -1,5 +1,6 @@
 // What every command shares: the global options, the logger, the store and its key, output.
-import { ProxyCache } from '../proxy-cache.js';
+import { openDefaultStore } from '../default-store.js';
+import type { ProxyCache } from '../proxy-cache.js';
 import { resolveKeyring, type ResolvedKeyring } from '../crypto/key-source.js';
 import { defaultStoreDir } from '../default-store.js';
 import { createStderrLogger, LOG_LEVELS, type Logger, type LogLevel } from '../logger.js';
@@ -111,7 +112,7 @@ export class Cli {
     // Its one notice (better-sqlite3 missing, the JSONL log used instead) would repeat on every
     // command: `stats` names the tier, `doctor` explains, and what needs SQLite says so.
     const quietNotices: Logger = { ...this.logger, info: () => {} };
-    return ProxyCache.open({
+    return openDefaultStore({
       dir: this.dir,
       memoryTier: false,
       keyring: ring,

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { DegradeEvent, RecoverEvent } from '../../src/proxy-cache.js';
 import { FaultTier } from '../../src/tiers/fault.js';
 import { MemoryTier } from '../../src/tiers/memory.js';
+import { deriveKey } from '../../src/record/url.js';
 import { openCache, openThreeTiers, proxy, recordingLogger } from './helpers.js';
 
 describe('graceful degradation', () => {
@@ -50,8 +51,12 @@ describe('graceful degradation', () => {
     const kept = await cache.put({ proxyUrl: proxy(1) });
     const removed = await cache.put({ proxyUrl: proxy(2) });
     l2.failAll();
-    await cache.put({ proxyUrl: proxy(3) });
-    await cache.put({ proxyUrl: proxy(4) }); // second failure: l2 is now off
+    // The first failure leaves l2 in service, so the write did not happen there: it rejects.
+    await expect(cache.put({ proxyUrl: proxy(3) })).rejects.toMatchObject({
+      code: 'E_TIER_WRITE',
+      tier: 'l2',
+    });
+    await cache.put({ proxyUrl: proxy(4) }); // second failure: l2 is now off, the write held
     const missed = await cache.put({ proxyUrl: proxy(5), source: 'while-degraded' });
     await cache.delete(removed.key);
     l2.heal();
@@ -109,30 +114,49 @@ describe('graceful degradation', () => {
     await cache.close();
   });
 
-  it('does not hang on a tier that never answers: its calls time out', async () => {
+  it('does not hang on a tier that never answers: its calls time out on the clock', async () => {
     const slow = new FaultTier({ name: 'slow', timeoutMs: 50 });
     const l3 = new FaultTier({ name: 'l3' });
-    const { cache } = await openCache({ tiers: [new MemoryTier({ maxEntries: 10 }), slow, l3] });
+    const { cache, clock } = await openCache({
+      tiers: [new MemoryTier({ maxEntries: 10 }), slow, l3],
+    });
     const entry = await cache.put({ proxyUrl: proxy(1) });
     slow.setLatency(60_000);
-    const started = Date.now();
-    await cache.delete(entry.key).catch(() => undefined);
+    const deleting = cache.delete(entry.key);
+    const outcome = expect(deleting).rejects.toMatchObject({ code: 'E_TIER_WRITE', tier: 'slow' });
+    await clock.advance(50);
+    await outcome;
+    // No transaction spans tiers: l3 committed its part though the delete as a whole rejected.
+    expect(await l3.has(entry.key)).toBe(false);
     await l3.set(entry);
-    const found = await cache.get(entry.key);
-    expect(found?.key).toBe(entry.key);
-    expect(Date.now() - started).toBeLessThan(10_000);
-    expect((await cache.stats()).tiers[1]?.errors).toBeGreaterThanOrEqual(2);
+    const reading = cache.get(entry.key);
+    await clock.advance(50);
+    expect((await reading)?.key).toBe(entry.key); // from l3, after the read of slow timed out
+    await clock.advance(50); // the promotion into the slow tier times out too: third failure
+    await cache.flush();
+    expect((await cache.stats()).tiers[1]).toMatchObject({ errors: 3, degraded: true });
     await cache.close();
   });
 
-  it('rejects a write only when no tier at all took it', async () => {
+  it('rejects a write that a persistent tier in service could not commit, naming the tier', async () => {
     const l1 = new FaultTier({ name: 'a', persistent: false });
     const l2 = new FaultTier({ name: 'b' });
-    const { cache } = await openCache({ tiers: [l1, l2] });
+    const { cache } = await openCache({ tiers: [l1, l2], tierFailureThreshold: 3 });
     l1.failAll();
-    await expect(cache.put({ proxyUrl: proxy(1) })).resolves.toBeDefined();
-    l2.failAll();
-    await expect(cache.put({ proxyUrl: proxy(2) })).rejects.toMatchObject({
+    await expect(cache.put({ proxyUrl: proxy(1) })).resolves.toBeDefined(); // L1 is a cache
+    l2.failAll(1);
+    const error = await cache.put({ proxyUrl: proxy(2) }).catch((caught: unknown) => caught);
+    expect(error).toMatchObject({ code: 'E_TIER_WRITE', tier: 'b' });
+    expect(String(error)).toContain('"b" tier could not commit the put');
+    expect(await l2.has(deriveKey(proxy(2)))).toBe(false);
+    await cache.close();
+  });
+
+  it('rejects with E_TIER_UNAVAILABLE when no tier at all took a write', async () => {
+    const only = new FaultTier({ name: 'only', persistent: false });
+    const { cache } = await openCache({ tiers: [only], tierFailureThreshold: 1 });
+    only.failAll();
+    await expect(cache.put({ proxyUrl: proxy(1) })).rejects.toMatchObject({
       code: 'E_TIER_UNAVAILABLE',
     });
     await cache.close();

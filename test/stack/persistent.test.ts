@@ -11,6 +11,7 @@ import { Keyring } from '../../src/crypto/keyring.js';
 import { exportRecords } from '../../src/io/export.js';
 import { silentLogger } from '../../src/logger.js';
 import { migrateProxywhirl } from '../../src/migrate.js';
+import { openDefaultStore } from '../../src/default-store.js';
 import { ProxyCache } from '../../src/proxy-cache.js';
 import { JsonlTier } from '../../src/tiers/jsonl/index.js';
 import { MemoryTier } from '../../src/tiers/memory.js';
@@ -37,7 +38,7 @@ describe('the stack over SQLite', () => {
   });
 
   async function openDefault(clock = new ManualClock(Date.parse('2026-11-02T00:00:00Z'))) {
-    return ProxyCache.open({
+    return openDefaultStore({
       dir: join(dir, 'store'),
       keyring: new Keyring(generateFernetKey()),
       logger: silentLogger,
@@ -48,12 +49,16 @@ describe('the stack over SQLite', () => {
 
   it('opens the default store as memory over SQLite with history, and keeps data across opens', async () => {
     const keyring = new Keyring(generateFernetKey());
-    const first = await ProxyCache.open({ dir: join(dir, 'store'), keyring, logger: silentLogger });
+    const first = await openDefaultStore({
+      dir: join(dir, 'store'),
+      keyring,
+      logger: silentLogger,
+    });
     expect(first.tiers.map((tier) => tier.name)).toEqual(['memory', 'sqlite-l3']);
     expect(first.keepsHealthHistory).toBe(true);
     const entry = await first.put({ proxyUrl: 'http://u:p@192.0.2.1:8080', source: 'a' });
     await first.close();
-    const second = await ProxyCache.open({
+    const second = await openDefaultStore({
       dir: join(dir, 'store'),
       keyring,
       logger: silentLogger,
@@ -161,7 +166,7 @@ describe('the stack over SQLite', () => {
     });
     const entry = await first.put({ proxyUrl: 'http://192.0.2.6:8080', password: 'p' });
     await first.close();
-    const reopened = await ProxyCache.open({ dir: store, keyring, logger: silentLogger });
+    const reopened = await openDefaultStore({ dir: store, keyring, logger: silentLogger });
     expect(reopened.tiers.map((tier) => tier.name)).toEqual(['memory', 'jsonl']);
     expect((await reopened.get(entry.key))?.password?.reveal()).toBe('p');
     await reopened.close();
@@ -188,8 +193,8 @@ describe('the stack over SQLite', () => {
 
   it('falls back to the JSONL log, with a one-line notice, where better-sqlite3 cannot load', async () => {
     const script = `
-      import { ProxyCache } from ${JSON.stringify(resolve('dist/index.js'))};
-      const cache = await ProxyCache.open({ dir: ${JSON.stringify(join(dir, 'store'))} });
+      import { openDefaultStore } from ${JSON.stringify(resolve('dist/index.js'))};
+      const cache = await openDefaultStore({ dir: ${JSON.stringify(join(dir, 'store'))} });
       const entry = await cache.put({ proxyUrl: 'http://u:p@192.0.2.4:8080' });
       console.log(JSON.stringify(cache.tiers.map((tier) => tier.name)));
       await cache.close();
