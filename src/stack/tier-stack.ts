@@ -683,9 +683,11 @@ export class TierStack {
   /** Passes the uses L1 served since the last flush to the tiers that keep recency. */
   async flushRecency(): Promise<void> {
     const served = this.touched;
+    // The window moves on even when nothing was served: the next hit of an entry used before
+    // now is the first of the new window.
+    this.touchEpoch = this.clock.now();
     if (served.length === 0) return;
     this.touched = [];
-    this.touchEpoch = this.clock.now();
     const accesses: EntryAccess[] = served.map((entry) => ({
       key: entry.key,
       lastAccessed: entry.lastAccessed,
