@@ -95,25 +95,17 @@ export class ManualClock implements Clock {
   }
 
   every(intervalMs: number, callback: () => unknown): TimerHandle {
-    const timer: ManualTimer = {
-      intervalMs,
-      dueAt: this.#now + intervalMs,
-      callback,
-      cancelled: false,
-    };
-    this.#timers.add(timer);
-    return {
-      cancel: () => {
-        timer.cancelled = true;
-        this.#timers.delete(timer);
-      },
-    };
+    return this.#schedule(intervalMs, intervalMs, callback);
   }
 
   after(delayMs: number, callback: () => unknown): TimerHandle {
+    return this.#schedule(0, Math.max(0, delayMs), callback);
+  }
+
+  #schedule(intervalMs: number, delayMs: number, callback: () => unknown): TimerHandle {
     const timer: ManualTimer = {
-      intervalMs: 0,
-      dueAt: this.#now + Math.max(0, delayMs),
+      intervalMs,
+      dueAt: this.#now + delayMs,
       callback,
       cancelled: false,
     };

@@ -18,7 +18,8 @@ import { removeDir, tempDir } from '../support/sqlite-fixtures.js';
 const engines: { name: string; make: (dir: string, maxEntries: number) => Tier }[] = [
   {
     name: 'sqlite',
-    make: (dir, maxEntries) => new SqliteTier({ path: join(dir, 'store.db'), role: 'l3', maxEntries }),
+    make: (dir, maxEntries) =>
+      new SqliteTier({ path: join(dir, 'store.db'), role: 'l3', maxEntries }),
   },
   {
     name: 'jsonl',
