@@ -54,6 +54,8 @@ export class TierSlot {
   unopened = false;
   /** True while a replay of held changes runs. */
   replaying = false;
+  /** Set when a replay was asked for while one ran (the tier recovered again meanwhile). */
+  replayRequested = false;
   #nextProbeAt = 0;
   #reopening = false;
   #context: TierContext | undefined;

@@ -568,32 +568,45 @@ export class TierStack {
    * probe interval when the tier stays in service.
    */
   async replay(slot: TierSlot): Promise<void> {
-    if (slot.replaying) return;
+    if (slot.replaying) {
+      // The tier went off and on again while this replay ran: changes held meanwhile are not in
+      // its snapshot, so the running replay goes round once more.
+      slot.replayRequested = true;
+      return;
+    }
     slot.replaying = true;
     let complete = true;
     try {
-      if (slot.replay.clearFirst) {
-        if ((await slot.call(() => slot.tier.clear())) === FAILED) return;
-        slot.replay.clearFirst = false;
-      }
-      for (const [key] of slot.replay.snapshot()) {
-        if (slot.degraded) return;
-        const replayed = await this.#keyLock.run(key, () => this.#replayKey(slot, key));
-        if (!replayed) complete = false;
-      }
-      if (slot.replay.overflowed && !slot.degraded) {
-        await this.#reconcile(slot);
-      }
+      do {
+        slot.replayRequested = false;
+        complete = await this.#replayOnce(slot);
+      } while (complete && slot.replayRequested && !slot.degraded);
     } finally {
       slot.replaying = false;
     }
-    if (!complete && !slot.degraded && slot.replay.size > 0 && !this.#closing) {
+    if (!complete && !slot.degraded && !this.#closing) {
       const retry = this.clock.after(this.#settings.probeIntervalMs, () => {
         this.#timers.delete(retry);
         this.track(this.replay(slot));
       });
       this.#timers.add(retry);
     }
+  }
+
+  /** One pass over what `slot` holds; false when something stays held for a later pass. */
+  async #replayOnce(slot: TierSlot): Promise<boolean> {
+    if (slot.replay.clearFirst) {
+      if ((await slot.call(() => slot.tier.clear())) === FAILED) return false;
+      slot.replay.clearFirst = false;
+    }
+    let complete = true;
+    for (const [key] of slot.replay.snapshot()) {
+      if (slot.degraded) return false;
+      const replayed = await this.#keyLock.run(key, () => this.#replayKey(slot, key));
+      if (!replayed) complete = false;
+    }
+    if (slot.replay.overflowed && !slot.degraded) await this.#reconcile(slot);
+    return complete && !slot.degraded;
   }
 
   async #replayKey(slot: TierSlot, key: string): Promise<boolean> {

@@ -139,6 +139,32 @@ describe('replay keeps what it holds', () => {
     await cache.close();
   });
 
+  // Found by the model-based test: the tier went off and on again while its replay ran, and the
+  // delete held meanwhile stayed held for good, with the tier in service.
+  it('a change held while a replay runs is replayed too, when the tier recovers again', async () => {
+    const { cache, clock, disk } = await memoryOverFault({
+      tierFailureThreshold: 1,
+      tierProbeIntervalMs: 1_000,
+    });
+    const kept = await cache.put({ proxyUrl: proxy(40) });
+    disk.failAll(1);
+    const held = await cache.put({ proxyUrl: proxy(41) });
+    await clock.advance(1_000);
+    disk.setLatency(30); // the probe and then the replayed write take a while
+    await cache.has('probe');
+    disk.setLatency(0);
+    // While the replayed write is in flight, a delete fails: the tier is off again, and the
+    // delete is held. The replayed write then succeeds and brings the tier back.
+    disk.failOn('delete', 1);
+    expect(await cache.delete(kept.key)).toBe(true);
+    await cache.flush();
+    const stats = await cache.stats();
+    expect(stats.tiers[1]).toMatchObject({ degraded: false, heldChanges: 0 });
+    expect(await disk.has(kept.key)).toBe(false);
+    expect(await disk.has(held.key)).toBe(true);
+    await cache.close();
+  });
+
   it('past the replay limit, recovery copies from L1 and deletes nothing the outage left alone', async () => {
     const { cache, clock, disk } = await memoryOverFault({
       tierFailureThreshold: 1,
