@@ -21,6 +21,12 @@ export interface FaultTierOptions {
   persistent?: boolean;
   /** Passed through as the tier's `timeoutMs`, so the stack's timeout can be exercised. */
   timeoutMs?: number;
+  /**
+   * Also offer the inner tier's synchronous reads and deletes (`getSync`, `peekSync`,
+   * `deleteSync`, where it has them), failing like the other calls, so the stack takes the same
+   * paths as over the real tier. Latency applies to asynchronous calls only. Default `false`.
+   */
+  sync?: boolean;
 }
 
 /** Operations a `FaultTier` counts and can fail. */
@@ -95,10 +101,34 @@ export class FaultTier implements Tier {
       // Injected failures do not reach the change feed: it is a local read of the inner tier.
       this.readChanges = () => readChanges.call(inner);
     }
+    if (options.sync === true) {
+      const { getSync, peekSync, deleteSync } = inner;
+      if (getSync !== undefined) {
+        this.getSync = (key) => {
+          this.#enterSync('get');
+          return getSync.call(inner, key);
+        };
+      }
+      if (peekSync !== undefined) {
+        this.peekSync = (key) => {
+          this.#enterSync('get');
+          return peekSync.call(inner, key);
+        };
+      }
+      if (deleteSync !== undefined) {
+        this.deleteSync = (key) => {
+          this.#enterSync('delete');
+          return deleteSync.call(inner, key);
+        };
+      }
+    }
   }
 
   readonly touch?: (accesses: readonly EntryAccess[]) => Promise<void>;
   readonly readChanges?: () => TierChanges;
+  readonly getSync?: (key: string) => ProxyEntry | undefined;
+  readonly peekSync?: (key: string) => ProxyEntry | undefined;
+  readonly deleteSync?: (key: string) => boolean;
 
   /**
    * Makes the next `count` calls (default: every call until `heal()`) throw a `TierError`;
@@ -222,6 +252,16 @@ export class FaultTier implements Tier {
         () => undefined,
       );
     }
+    this.#inject(operation);
+  }
+
+  #enterSync(operation: FaultOperation): void {
+    this.calls[operation] += 1;
+    this.#inject(operation);
+  }
+
+  /** Throws the failure the next call was told to meet, if any. */
+  #inject(operation: FaultOperation): void {
     if (this.#busyLeft > 0) {
       this.#busyLeft -= 1;
       throw new TierBusyError(this.name, `injected busy answer in ${this.name}.${operation}`);
