@@ -66,7 +66,7 @@ export interface Diagnosis {
 }
 
 export interface DiagnoseOptions {
-  /** The store directory (as given to `ProxyCache.open({ dir })`). */
+  /** The store directory (as given to `openDefaultStore({ dir })`). */
   dir: string;
   /** A key file that wins over the environment (the command line's `--key-file`). */
   keyFile?: string;

@@ -69,7 +69,7 @@ export class TierTimeoutError extends TierError {
 
 /**
  * A tier is busy with another process's work (SQLite's write lock held past its short busy
- * wait, a JSONL shard lock taken). Transient: the stack retries the call with back-off, without
+ * wait; the JSONL tier waits for its shard locks itself and answers E_TIER_LOCK). Transient: the stack retries the call with back-off, without
  * blocking the event loop, until the tier's time budget runs out.
  */
 export class TierBusyError extends TierError {
