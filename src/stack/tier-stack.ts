@@ -459,7 +459,11 @@ export class TierStack {
           outcome.held.push(slot.tier.name);
           return;
         }
-        const result = await slot.call(() => apply(slot.tier));
+        // A patch applies on top of what the tier missed while it was off, so a change still
+        // held for the key goes first (a write or delete replaces it instead).
+        const pending = operation === 'update' && slot.replay.get(key) !== undefined;
+        const caughtUp = !pending || (await this.#replayKey(slot, key));
+        const result = caughtUp ? await slot.call(() => apply(slot.tier)) : FAILED;
         if (result === FAILED) {
           if (slot.degraded) {
             hold(slot);

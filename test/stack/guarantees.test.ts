@@ -165,6 +165,27 @@ describe('replay keeps what it holds', () => {
     await cache.close();
   });
 
+  // Found by the model-based test: a health update began while the tier was off (so L1 applied
+  // it), the tier recovered before its patch went down, and the patch of a key the tier had not
+  // yet been given replaced the held write, which was lost.
+  it('a patch that reaches a tier just recovered lands on top of its held write', async () => {
+    const { cache, clock, disk } = await memoryOverFault({
+      tierFailureThreshold: 1,
+      tierProbeIntervalMs: 1_000,
+    });
+    disk.failAll(1);
+    const expiring = await cache.put({ proxyUrl: proxy(42), ttlSeconds: 1 });
+    const held = await cache.put({ proxyUrl: proxy(43), ttlSeconds: 3_600 });
+    await clock.advance(6_000);
+    // Reading the expired entry removes it in the background: that delete probes the tier.
+    expect(cache.getSync(expiring.key)).toBeUndefined();
+    expect(await cache.reportFailure(held.key)).toMatchObject({ failureCount: 1 });
+    await cache.flush();
+    expect((await cache.stats()).tiers[1]).toMatchObject({ degraded: false, heldChanges: 0 });
+    expect((await disk.get(held.key))?.failureCount).toBe(1);
+    await cache.close();
+  });
+
   it('past the replay limit, recovery copies from L1 and deletes nothing the outage left alone', async () => {
     const { cache, clock, disk } = await memoryOverFault({
       tierFailureThreshold: 1,
