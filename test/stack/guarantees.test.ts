@@ -165,6 +165,25 @@ describe('replay keeps what it holds', () => {
     await cache.close();
   });
 
+  it('a read while the probe is due does not bring back a key deleted during the outage', async () => {
+    const { cache, clock, disk } = await memoryOverFault({
+      tierFailureThreshold: 1,
+      tierProbeIntervalMs: 1_000,
+    });
+    const entry = await cache.put({ proxyUrl: proxy(44) });
+    disk.failAll(1);
+    expect(await cache.delete(entry.key)).toBe(true); // held: the tier still has the row
+    expect(await disk.has(entry.key)).toBe(true);
+    await clock.advance(1_000);
+    // The probe is due: a read of the key must not take the tier's row for an answer.
+    expect(await cache.get(entry.key)).toBeUndefined();
+    await cache.get('probe');
+    await cache.flush();
+    expect(await cache.get(entry.key)).toBeUndefined();
+    expect(await disk.has(entry.key)).toBe(false);
+    await cache.close();
+  });
+
   // Found by the model-based test: a health update began while the tier was off (so L1 applied
   // it), the tier recovered before its patch went down, and the patch of a key the tier had not
   // yet been given replaced the held write, which was lost.
@@ -294,25 +313,31 @@ describe('getOrLoad never overwrites newer data', () => {
 });
 
 describe('the clock keeps moving', () => {
-  it('a loop of awaited L1 hits stops serving an entry within a few ms of its expiry', async () => {
+  it('a loop of awaited L1 hits stops serving an entry within 32 reads of its expiry', async () => {
     const cache = await ProxyCache.open({ logger: silentLogger, sweepIntervalMs: 0 });
     const entry = await cache.put({ proxyUrl: proxy(60), ttlSeconds: 1 });
-    let lastServedAt = 0;
+    // Counted in reads, not milliseconds, so a process descheduled on a loaded machine cannot
+    // fail it: the clock's reading is never older than the last 32 reads.
+    let servedAfterExpiry = 0;
     for (;;) {
-      const found = await cache.get(entry.key);
-      if (found === undefined) break;
-      lastServedAt = Date.now();
+      const expired = Date.now() >= entry.expiresAt;
+      if ((await cache.get(entry.key)) === undefined) break;
+      if (expired) servedAfterExpiry += 1;
     }
-    expect(lastServedAt - entry.expiresAt).toBeLessThan(5);
+    expect(servedAfterExpiry).toBeLessThanOrEqual(32);
     await cache.close();
   });
 
-  it('synchronous code that never yields stops serving an entry within a few ms of its expiry', async () => {
+  it('synchronous code that never yields stops serving an entry within 32 reads of its expiry', async () => {
     const cache = await ProxyCache.open({ logger: silentLogger, sweepIntervalMs: 0 });
     const entry = await cache.put({ proxyUrl: proxy(61), ttlSeconds: 1 });
-    let lastServedAt = 0;
-    while (cache.getSync(entry.key) !== undefined) lastServedAt = Date.now();
-    expect(lastServedAt - entry.expiresAt).toBeLessThan(5);
+    let servedAfterExpiry = 0;
+    for (;;) {
+      const expired = Date.now() >= entry.expiresAt;
+      if (cache.getSync(entry.key) === undefined) break;
+      if (expired) servedAfterExpiry += 1;
+    }
+    expect(servedAfterExpiry).toBeLessThanOrEqual(32);
     expect(systemClock.now() - entry.expiresAt).toBeGreaterThanOrEqual(0);
     await cache.close();
   });
