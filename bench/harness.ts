@@ -131,6 +131,131 @@ export async function compareThroughput(
   };
 }
 
+/**
+ * A latency body: performs `count` operations, timing each one alone with `performance.now()`
+ * and writing its duration in ms to `out[from + n]`. Its own loop, as for throughput bodies.
+ */
+export type TimedSyncBody = (out: Float64Array, from: number, count: number) => void;
+export type TimedAsyncBody = (out: Float64Array, from: number, count: number) => Promise<void>;
+
+/** One side of a latency comparison. */
+export interface TimedSubject {
+  name: string;
+  sync?: TimedSyncBody;
+  async?: TimedAsyncBody;
+}
+
+export interface LatencyOptions {
+  /** Rounds per subject; the median of the rounds' quantiles is reported. Default 5. */
+  rounds?: number;
+  /** Time budget of one round, in ms. Default 250. */
+  roundMs?: number;
+  /** Warm-up time per subject before the first round, in ms. Default 300. */
+  warmupMs?: number;
+  /** Operations per body call. Default 1,000. */
+  batch?: number;
+  /** Most samples one round keeps (a round ends early when full). Default 4,000,000. */
+  maxSamples?: number;
+  /** The quantile reported. Default 0.99. */
+  quantile?: number;
+}
+
+/** The `q` quantile (nearest rank) of the first `count` samples, sorted in place. */
+function quantileOf(samples: Float64Array, count: number, q: number): number {
+  const sorted = samples.subarray(0, count).sort();
+  return sorted[Math.min(count - 1, Math.max(0, Math.ceil(q * count) - 1))] as number;
+}
+
+/** Runs `subject` for about `ms` milliseconds; resolves how many samples it wrote to `out`. */
+async function sampleFor(
+  subject: TimedSubject,
+  out: Float64Array,
+  ms: number,
+  batch: number,
+): Promise<number> {
+  const capacity = out.length - (out.length % batch);
+  let count = 0;
+  const end = performance.now() + ms;
+  if (subject.sync !== undefined) {
+    const body = subject.sync;
+    do {
+      body(out, count, batch);
+      count += batch;
+    } while (count < capacity && performance.now() < end);
+  } else if (subject.async !== undefined) {
+    const body = subject.async;
+    do {
+      await body(out, count, batch);
+      count += batch;
+    } while (count < capacity && performance.now() < end);
+  } else {
+    throw new Error(`subject "${subject.name}" has neither a sync nor an async body`);
+  }
+  return count;
+}
+
+/**
+ * Measures the tail latency of one operation of `candidate` and `reference`, in ns: every
+ * operation is timed alone (the clock reads, a few tens of ns, are inside both sides' figures),
+ * with a warm-up and interleaved rounds as in `compareThroughput`. Reports the median over rounds
+ * of each side's `quantile` (p99 by default); ratio = candidate / reference, lower is better.
+ */
+export async function compareLatency(
+  name: string,
+  candidate: TimedSubject,
+  reference: TimedSubject,
+  options: LatencyOptions & { budget?: number } = {},
+): Promise<Result> {
+  const {
+    rounds = 5,
+    roundMs = 250,
+    warmupMs = 300,
+    batch = 1_000,
+    maxSamples = 4_000_000,
+    quantile = 0.99,
+    budget,
+  } = options;
+  const samples = new Float64Array(maxSamples);
+  progress(`${name}: warm-up`);
+  await sampleFor(candidate, samples, warmupMs, batch);
+  await sampleFor(reference, samples, warmupMs, batch);
+  const a: number[] = [];
+  const b: number[] = [];
+  const tails: Record<'a' | 'b', { p999: number[]; max: number[] }> = {
+    a: { p999: [], max: [] },
+    b: { p999: [], max: [] },
+  };
+  for (let round = 0; round < rounds; round += 1) {
+    const order = round % 2 === 0 ? [candidate, reference] : [reference, candidate];
+    for (const subject of order) {
+      collectGarbage();
+      const count = await sampleFor(subject, samples, roundMs, batch);
+      const side = subject === candidate ? 'a' : 'b';
+      (side === 'a' ? a : b).push(quantileOf(samples, count, quantile) * 1e6);
+      // Sorted by quantileOf: the rarer tail, for the progress line only.
+      tails[side].p999.push(quantileOf(samples, count, 0.999) * 1e6);
+      tails[side].max.push((samples[count - 1] as number) * 1e6);
+    }
+  }
+  const value = median(a);
+  const referenceValue = median(b);
+  const label = `p${(quantile * 100).toFixed(quantile * 100 === Math.round(quantile * 100) ? 0 : 1)}`;
+  const ns = (values: readonly number[]) => values.map((v) => v.toFixed(0)).join(' ');
+  progress(
+    `${name}: ${label} ${value.toFixed(0)} vs ${referenceValue.toFixed(0)} ns (rounds: ${ns(a)} | ${ns(b)}); p99.9 ${median(tails.a.p999).toFixed(0)} vs ${median(tails.b.p999).toFixed(0)} ns; max per round ${ns(tails.a.max)} | ${ns(tails.b.max)} ns`,
+  );
+  return {
+    name: `${name}: ${candidate.name}`,
+    value: round3(value),
+    unit: 'ns',
+    reference: reference.name,
+    referenceValue: round3(referenceValue),
+    ratio: round3(value / referenceValue),
+    better: 'lower',
+    ...(budget === undefined ? {} : { budget }),
+  };
+}
+
 /** Heap growth, in MB, of what `build` allocates and returns (kept alive until measured). */
 export async function heapGrowthMB(build: () => Promise<unknown> | unknown): Promise<number> {
   if (globalThis.gc === undefined) {

@@ -2,6 +2,7 @@
 // beside the reference it was measured against in the same run.
 import { formatNumber, meetsBudget, progress, type Result } from './harness.js';
 import { cliSuite } from './cli.js';
+import { coherenceSuite } from './coherence.js';
 import { jsonlSuite } from './jsonl.js';
 import { l1Suite } from './l1.js';
 import { sqliteSuite } from './sqlite.js';
@@ -9,6 +10,7 @@ import { sqliteSuite } from './sqlite.js';
 /** Every suite, by name. A new suite is one line here. */
 const SUITES: ReadonlyArray<readonly [name: string, run: () => Promise<Result[]>]> = [
   ['l1', l1Suite],
+  ['l1-coherence', coherenceSuite],
   ['sqlite', sqliteSuite],
   ['jsonl', jsonlSuite],
   ['cli', cliSuite],
@@ -86,6 +88,7 @@ function table(results: readonly Result[]): string {
     'ratio = value / reference value, both measured in this run (medians of interleaved rounds).',
     'Throughput (ops/s): higher is better; the budget is the lowest acceptable ratio.',
     'Heap (MB): lower is better; the budget is the highest acceptable ratio.',
+    "Latency (ns, one operation timed alone): lower is better; the median of the rounds' quantile.",
   ].join('\n');
 }
 
