@@ -102,33 +102,25 @@ export class FaultTier implements Tier {
       this.readChanges = () => readChanges.call(inner);
     }
     if (options.sync === true) {
-      const { getSync, peekSync, deleteSync } = inner;
-      if (getSync !== undefined) {
-        this.getSync = (key) => {
-          this.#enterSync('get');
-          return getSync.call(inner, key);
-        };
-      }
-      if (peekSync !== undefined) {
-        this.peekSync = (key) => {
-          this.#enterSync('get');
-          return peekSync.call(inner, key);
-        };
-      }
-      if (deleteSync !== undefined) {
-        this.deleteSync = (key) => {
-          this.#enterSync('delete');
-          return deleteSync.call(inner, key);
-        };
-      }
+      // Each is offered exactly when the inner tier has it, and fails like the other calls.
+      const failing = <R>(operation: FaultOperation, method: ((key: string) => R) | undefined) =>
+        method === undefined
+          ? undefined
+          : (key: string): R => {
+              this.#enterSync(operation);
+              return method.call(inner, key);
+            };
+      this.getSync = failing('get', inner.getSync);
+      this.peekSync = failing('get', inner.peekSync);
+      this.deleteSync = failing('delete', inner.deleteSync);
     }
   }
 
   readonly touch?: (accesses: readonly EntryAccess[]) => Promise<void>;
   readonly readChanges?: () => TierChanges;
-  readonly getSync?: (key: string) => ProxyEntry | undefined;
-  readonly peekSync?: (key: string) => ProxyEntry | undefined;
-  readonly deleteSync?: (key: string) => boolean;
+  readonly getSync: ((key: string) => ProxyEntry | undefined) | undefined;
+  readonly peekSync: ((key: string) => ProxyEntry | undefined) | undefined;
+  readonly deleteSync: ((key: string) => boolean) | undefined;
 
   /**
    * Makes the next `count` calls (default: every call until `heal()`) throw a `TierError`;
