@@ -119,6 +119,8 @@ interface Shard {
   /** Holders that keep the lock beyond the write lease (compaction, clear). */
   pins: number;
   leaseSince: number;
+  /** The lock's `acquisitions` when this process last caught up under it (see `#tryLock`). */
+  caughtUpLease: number;
   lastSignalCheck: number;
   cooldownUntil: number;
   releaseQueued: boolean;
@@ -260,6 +262,7 @@ export class JsonlTier implements Tier {
         },
         pins: 0,
         leaseSince: 0,
+        caughtUpLease: 0,
         lastSignalCheck: 0,
         cooldownUntil: 0,
         releaseQueued: false,
@@ -651,8 +654,8 @@ export class JsonlTier implements Tier {
   readChanges(): TierChanges {
     this.#assertOpen();
     for (const shard of this.#shards) {
-      // While this process holds the lock nobody else can have appended.
-      if (shard.lock.held && !this.#endLongLease(shard)) continue;
+      // While this process holds the lock (and has caught up under it) nobody else can have appended.
+      if (this.#holdsCaughtUpLease(shard) && !this.#endLongLease(shard)) continue;
       try {
         const st = fs.statSync(shard.path, { throwIfNoEntry: false });
         const file = shard.file as LogFile;
@@ -952,23 +955,37 @@ export class JsonlTier implements Tier {
 
   /** Takes the shard's lock now if it is free; on a fresh lock, catches up with the file. */
   #tryLock(shard: Shard): boolean {
-    if (shard.lock.held) return true;
-    if (performance.now() < shard.cooldownUntil) return false;
-    if (!shard.lock.tryAcquire()) return false;
-    this.#onLocked(shard);
+    if (!shard.lock.held) {
+      if (performance.now() < shard.cooldownUntil) return false;
+      if (!shard.lock.tryAcquire()) return false;
+    }
+    this.#catchUpUnderLease(shard);
     return true;
   }
 
   async #lockAsync(shard: Shard): Promise<void> {
-    if (shard.lock.held) return;
-    const wait = shard.cooldownUntil - performance.now();
-    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-    if (shard.lock.held) return;
-    await shard.lock.acquire();
-    this.#onLocked(shard);
+    if (!shard.lock.held) {
+      const wait = shard.cooldownUntil - performance.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      if (!shard.lock.held) await shard.lock.acquire();
+    }
+    // Handed over again before this continuation ran: the caller tries once more.
+    if (shard.lock.held) this.#catchUpUnderLease(shard);
   }
 
-  #onLocked(shard: Shard): void {
+  /** True when this process holds the lock and has caught up under this holding. */
+  #holdsCaughtUpLease(shard: Shard): boolean {
+    return shard.lock.held && shard.caughtUpLease === shard.lock.acquisitions;
+  }
+
+  /**
+   * Catches up once per holding of the lock, whoever in this process uses it first. The lock's
+   * poll takes it in a timer, and the waiter that started the poll runs some microtasks later:
+   * another caller of this process can find the lock held before then, and must not read the key
+   * directory before the other processes' appends are in it (it would lose their increments).
+   */
+  #catchUpUnderLease(shard: Shard): void {
+    if (this.#holdsCaughtUpLease(shard)) return;
     const now = performance.now();
     shard.leaseSince = now;
     shard.lastSignalCheck = now;
@@ -978,6 +995,7 @@ export class JsonlTier implements Tier {
       shard.lock.release();
       throw error;
     }
+    shard.caughtUpLease = shard.lock.acquisitions;
     this.#queueRelease(shard);
   }
 
@@ -1082,8 +1100,8 @@ export class JsonlTier implements Tier {
    * checked when a compaction's marker says the file is being replaced, and at least once a second.
    */
   #refresh(shard: Shard): boolean {
-    // Nobody else can write while we hold it.
-    if (shard.lock.held && !this.#endLongLease(shard)) return false;
+    // Nobody else can write while we hold it (once caught up under this holding).
+    if (this.#holdsCaughtUpLease(shard) && !this.#endLongLease(shard)) return false;
     try {
       const now = performance.now();
       if (!shard.moving && now - shard.pathCheckedAt < PATH_CHECK_MS) {

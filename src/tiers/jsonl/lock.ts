@@ -97,6 +97,7 @@ export class FileLock {
   #contentLength = 0;
   #signalled: string | undefined;
   #acquiring: Promise<void> | undefined;
+  #acquisitions = 0;
 
   constructor(path: string, tierName: string, timeoutMs: number) {
     this.path = path;
@@ -106,6 +107,11 @@ export class FileLock {
 
   get held(): boolean {
     return this.#fd !== undefined;
+  }
+
+  /** How many times this process has taken the lock: tells one holding from the next. */
+  get acquisitions(): number {
+    return this.#acquisitions;
   }
 
   /** Takes the lock if it is free (or stale); false if another holder has it. */
@@ -172,6 +178,7 @@ export class FileLock {
         throw error;
       }
       this.#fd = fd;
+      this.#acquisitions += 1;
       this.#nonce = nonce;
       this.#contentLength = Buffer.byteLength(content);
       this.#signalled = undefined;
