@@ -119,7 +119,7 @@ interface Shard {
   /** Holders that keep the lock beyond the write lease (compaction, clear). */
   pins: number;
   leaseSince: number;
-  /** The lock's `acquisitions` when this process last caught up under it (see `#tryLock`). */
+  /** The lock's `acquisitions` when this process last caught up under it (`#catchUpUnderLease`). */
   caughtUpLease: number;
   lastSignalCheck: number;
   cooldownUntil: number;
@@ -654,7 +654,7 @@ export class JsonlTier implements Tier {
   readChanges(): TierChanges {
     this.#assertOpen();
     for (const shard of this.#shards) {
-      // While this process holds the lock (and has caught up under it) nobody else can have appended.
+      // While this process holds the lock, caught up, nobody else can have appended.
       if (this.#holdsCaughtUpLease(shard) && !this.#endLongLease(shard)) continue;
       try {
         const st = fs.statSync(shard.path, { throwIfNoEntry: false });
@@ -953,7 +953,7 @@ export class JsonlTier implements Tier {
 
   // ------------------------------------------------------------------ locking
 
-  /** Takes the shard's lock now if it is free; on a fresh lock, catches up with the file. */
+  /** Takes the shard's lock now if it is free; catches up with the file once per holding. */
   #tryLock(shard: Shard): boolean {
     if (!shard.lock.held) {
       if (performance.now() < shard.cooldownUntil) return false;
