@@ -221,13 +221,16 @@ export function describeEntryError(
       // Drop the value the URL error shows (quoted, or its length when it was withheld).
       message = message.replace(/: (?:"(?:[^"\\]|\\.)*"|\(a \d+-character value[^)]*\))$/, '');
     }
-    const name = names.get(error.field);
-    if (name !== undefined && name !== error.field) {
-      message = message.split(`"${error.field}"`).join(`"${name}"`);
+    // A credential inside the URL is named as `"password" in "proxyUrl"`: both take the
+    // input's spelling.
+    for (const field of new Set([error.field, 'proxyUrl'])) {
+      const name = names.get(field);
+      if (name !== undefined && name !== field) {
+        message = message.split(`"${field}"`).join(`"${name}"`);
+      }
     }
     return message;
   }
-  if (error instanceof URIError) return 'the proxy URL has a malformed percent-encoding';
   if (error instanceof Error) return error.message;
   return String(error);
 }

@@ -3,6 +3,7 @@ import { Secret, toSecret } from './secret.js';
 import {
   canonicalizeProxyUrl,
   deriveKey,
+  describeWithoutCredentials,
   isCanonicalProxyUrl,
   isParserStableProxyUrl,
 } from './url.js';
@@ -240,7 +241,7 @@ export function toValidEntry(
   if (!isCanonicalProxyUrl(entry.proxyUrl)) {
     throw new InvalidEntryError(
       'proxyUrl',
-      `"proxyUrl" of a stored entry must stay canonical (scheme://host:port), got ${describe(entry.proxyUrl)}`,
+      `"proxyUrl" of a stored entry must stay canonical (scheme://host:port), got ${typeof entry.proxyUrl === 'string' ? describeWithoutCredentials(entry.proxyUrl) : describe(entry.proxyUrl)}`,
     );
   }
   if (typeof entry.key !== 'string' || entry.key === '' || entry.key.length > 512) {
@@ -312,7 +313,7 @@ export function copyEntry(entry: ProxyEntry): ProxyEntry {
   return { ...entry };
 }
 
-function toSecretField(field: string, value: unknown): Secret | undefined {
+function toSecretField(field: 'username' | 'password', value: unknown): Secret | undefined {
   if (value === undefined || value === null || value === '') return undefined;
   if (typeof value === 'string' || value instanceof Secret) return toSecret(value);
   // The value may be a credential of the wrong type: say what type it was, never what it held.

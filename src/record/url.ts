@@ -64,6 +64,7 @@ export function canonicalizeProxyUrl(input: string): CanonicalProxyUrl {
     throw new InvalidProxyUrlError('proxyUrl', '"proxyUrl" must be a non-empty string');
   }
   const trimmed = input.trim();
+  rejectControlCharacterInUrl(trimmed);
   const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(trimmed) ? trimmed : `http://${trimmed}`;
   let parsed: URL;
   try {
@@ -105,9 +106,53 @@ export function canonicalizeProxyUrl(input: string): CanonicalProxyUrl {
   }
   const host = parsed.hostname.toLowerCase();
   const result: CanonicalProxyUrl = { url: `${scheme}://${host}:${port}`, scheme, host, port };
-  if (parsed.username !== '') result.username = decodeURIComponent(parsed.username);
-  if (parsed.password !== '') result.password = decodeURIComponent(parsed.password);
+  if (parsed.username !== '') result.username = decodeCredential('username', parsed.username);
+  if (parsed.password !== '') result.password = decodeCredential('password', parsed.password);
   return result;
+}
+
+// C0 controls and DEL. The URL parser deletes tabs and newlines wherever they stand, without a
+// word (`ab<TAB>c` would be stored as `abc`), so a URL holding one is refused before the parser
+// sees it. A credential may still hold any character: percent-escaped in a URL (`%09`), or as a
+// field; Basic authentication sends it base64-encoded.
+// eslint-disable-next-line no-control-regex -- matching control characters is its purpose
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/;
+
+/** Refuses a control character anywhere in a proxy URL, naming the part it stands in. */
+function rejectControlCharacterInUrl(url: string): void {
+  const found = CONTROL_CHARACTER.exec(url);
+  if (found === null) return;
+  const what = 'contains a control character (tab, newline or another below U+0020, or DEL)';
+  const refused = 'it is refused rather than removed';
+  const schemeEnd = /^[a-z][a-z0-9+.-]*:\/\//i.exec(url)?.[0].length ?? 0;
+  const at = url.lastIndexOf('@');
+  if (found.index >= schemeEnd && found.index < at) {
+    // Inside the user info: name the credential, with no position (it would tell its length).
+    const colon = url.indexOf(':', schemeEnd);
+    const field = colon !== -1 && colon < found.index ? 'password' : 'username';
+    throw new InvalidProxyUrlError(
+      field,
+      `"${field}" in "proxyUrl" ${what}; ${refused} (write it percent-escaped, as %09 for a tab)`,
+    );
+  }
+  throw new InvalidProxyUrlError(
+    'proxyUrl',
+    `"proxyUrl" ${what} at position ${String(found.index)}; ${refused}`,
+  );
+}
+
+/** Percent-decodes an inline credential; a malformed escape is an error naming the field. */
+function decodeCredential(field: 'username' | 'password', raw: string): string {
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(raw);
+  } catch {
+    throw new InvalidProxyUrlError(
+      field,
+      `"${field}" in "proxyUrl" has a malformed percent-escape (a "%" not followed by two hex digits of UTF-8); write a literal "%" as "%25"`,
+    );
+  }
+  return decoded;
 }
 
 /**

@@ -72,6 +72,13 @@ describe('get, list, stats, cleanup, compact', () => {
     expect(typed.code).toBe(1);
     expect(typed.stderr).not.toContain('hunter2');
     expect(typed.stderr).toContain('no live entry for http://192.0.2.200:8080 (key');
+    // A URL the parser cannot take apart is still not repeated with its credentials.
+    const malformed = await box.run(['get', 'http://x:s3cret@[::1']);
+    expect(malformed.code).toBe(1);
+    expect(malformed.stderr).not.toContain('s3cret');
+    expect(malformed.stderr).toContain(
+      'no live entry for key (a 20-character value, not shown because it may hold credentials)',
+    );
   });
 
   it('list prints an aligned table, credentials as yes/no', async () => {

@@ -149,6 +149,31 @@ describe('importRecords', () => {
     await cache.close();
   });
 
+  it('refuses a malformed escape or a raw control character in a URL credential, naming the column, never the value', async () => {
+    const cache = await openCache();
+    const summary = await importRecords(
+      cache,
+      parse(
+        [
+          JSON.stringify({ proxy: 'http://bob:50%off@10.0.0.1:8080' }),
+          JSON.stringify({ proxy_url: 'http://bob:ta\tb@10.0.0.2:8080' }),
+          JSON.stringify({ proxy_url: 'http://bob:ok%25@10.0.0.3:8080', username: 'tab\there' }),
+        ].join('\n'),
+        'jsonl',
+      ),
+    );
+    expect(summary).toMatchObject({ loaded: 1, failed: 2 });
+    const reasons = summary.failures.map((failure) => failure.reason);
+    expect(reasons[0]).toMatch(/^line 1: "password" in "proxy" has a malformed percent-escape/);
+    expect(reasons[1]).toMatch(/^line 2: "password" in "proxy_url" contains a control character/);
+    expect(reasons.join('\n')).not.toMatch(/50%off|ta\tb/);
+    // A credential given as a field keeps every character; an escaped one decodes exactly.
+    const stored = await cache.get(deriveKey('http://10.0.0.3:8080'));
+    expect(stored?.password?.reveal()).toBe('ok%');
+    expect(stored?.username?.reveal()).toBe('tab\there');
+    await cache.close();
+  });
+
   it('reports a write the cache refused as a failure of that line', async () => {
     const l1 = new FaultTier({ name: 'only', persistent: false });
     const cache = await openCache({ tiers: [l1], tierFailureThreshold: 1000 });

@@ -1,7 +1,7 @@
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { InvalidEntryError } from '../../src/errors.js';
-import { createEntry, type ProxyEntryInput } from '../../src/record/entry.js';
+import { createEntry, toValidEntry, type ProxyEntryInput } from '../../src/record/entry.js';
 import { REDACTED, Secret } from '../../src/record/secret.js';
 import { deriveKey } from '../../src/record/url.js';
 
@@ -96,6 +96,33 @@ describe('createEntry', () => {
     expect(error).toBeInstanceOf(InvalidEntryError);
     expect(error).toMatchObject({ code: 'E_INVALID_ENTRY', field });
     expect((error as Error).message).toContain(message);
+  });
+
+  it('keeps a control character in a credential field exactly (refused only inline in a URL)', () => {
+    const entry = createEntry(
+      { proxyUrl: 'http://10.0.0.1:8080', username: 'cust\n-1', password: 'ab\tc\u0000d' },
+      defaults,
+    );
+    expect(entry.username?.reveal()).toBe('cust\n-1');
+    expect(entry.password?.reveal()).toBe('ab\tc\u0000d');
+    expect(() => createEntry({ proxyUrl: 'http://bob:ab\tcd@10.0.0.1:8080' }, defaults)).toThrow(
+      /"password" in "proxyUrl" contains a control character/,
+    );
+  });
+
+  it('a stored entry given a URL with credentials is refused without repeating them', () => {
+    const entry = createEntry({ proxyUrl: 'http://10.0.0.1:8080' }, defaults);
+    entry.proxyUrl = 'http://bob:s3cret@10.0.0.1:8080';
+    let message = '';
+    try {
+      toValidEntry(entry, defaults);
+    } catch (error) {
+      expect(error).toMatchObject({ code: 'E_INVALID_ENTRY', field: 'proxyUrl' });
+      message = (error as Error).message;
+    }
+    expect(message).toContain('must stay canonical');
+    expect(message).not.toContain('s3cret');
+    expect(message).not.toContain('bob');
   });
 });
 

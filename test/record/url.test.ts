@@ -60,6 +60,59 @@ describe('canonicalizeProxyUrl', () => {
     expect((error as Error).message).not.toContain('hunter2');
   });
 
+  /** The error `canonicalizeProxyUrl(input)` throws (the test fails when it throws none). */
+  function errorOf(input: string): InvalidProxyUrlError {
+    try {
+      canonicalizeProxyUrl(input);
+    } catch (error) {
+      expect(error).toBeInstanceOf(InvalidProxyUrlError);
+      return error as InvalidProxyUrlError;
+    }
+    throw new Error(`canonicalizeProxyUrl(${JSON.stringify(input)}) did not throw`);
+  }
+
+  it.each([
+    ['http://bob:50%off@10.0.0.1:8080', 'password'],
+    ['http://bob:100%@10.0.0.1:8080', 'password'],
+    ['http://b%ZZob:pw@10.0.0.1:8080', 'username'],
+    ['http://bob:%C3%28@10.0.0.1:8080', 'password'],
+  ])('refuses the malformed percent-escape in %j with a coded error naming %s', (input, field) => {
+    const error = errorOf(input);
+    expect(error).toMatchObject({ code: 'E_INVALID_PROXY_URL', field });
+    expect(error.message).toContain(`"${field}" in "proxyUrl" has a malformed percent-escape`);
+    expect(error.message).toContain('%25');
+    for (const secret of ['50%off', '100%', 'b%ZZob', '%C3%28']) {
+      expect(error.message).not.toContain(secret);
+    }
+  });
+
+  it.each([
+    ['http://bob:ab\tc\nd@10.0.0.1:8080', 'password'],
+    ['http://b\rob:abcd@10.0.0.1:8080', 'username'],
+    ['http://bob:ab\u007fcd@10.0.0.1:8080', 'password'],
+    ['http://10.0.\t0.1:8080', 'proxyUrl'],
+    ['http://bob:abcd@10.0.0.1:80\n80', 'proxyUrl'],
+  ])('refuses the control character in %j (never strips it), naming %s', (input, field) => {
+    const error = errorOf(input);
+    expect(error).toMatchObject({ code: 'E_INVALID_PROXY_URL', field });
+    expect(error.message).toContain('control character');
+    expect(error.message).toContain('refused rather than removed');
+    if (field !== 'proxyUrl') expect(error.message).toContain(`"${field}" in "proxyUrl"`);
+    expect(error.message).not.toMatch(/ab.?cd|ab\tc/);
+  });
+
+  it('decodes every valid escape of a credential exactly, control characters included', () => {
+    expect(canonicalizeProxyUrl('http://bob:50%25off@10.0.0.1:8080').password).toBe('50%off');
+    expect(canonicalizeProxyUrl('http://b%0Aob:ab%09c%0Dd@10.0.0.1:8080')).toMatchObject({
+      username: 'b\nob',
+      password: 'ab\tc\rd',
+    });
+    expect(canonicalizeProxyUrl('http://b%C3%A9b:p%20w@10.0.0.1:8080')).toMatchObject({
+      username: 'b\u00e9b',
+      password: 'p w',
+    });
+  });
+
   it.each([
     'http://user:pa/ss@host:1/x',
     'ftp://user:hunter2@host:1',

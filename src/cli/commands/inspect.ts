@@ -1,7 +1,7 @@
 // Commands that read the store: get, list, stats, history; and the upkeep commands cleanup and
 // compact. None of the reads changes statistics or access times.
 import { HEALTH_STATUSES, type HealthStatus, type ProxyEntry } from '../../record/entry.js';
-import { canonicalizeProxyUrl, deriveKey } from '../../record/url.js';
+import { canonicalizeProxyUrl, deriveKey, describeWithoutCredentials } from '../../record/url.js';
 import type { ProxyCache } from '../../proxy-cache.js';
 import type { ProxyQuery, ProxyQueryOrder } from '../../tiers/tier.js';
 import type { CacheStats } from '../../stats.js';
@@ -64,7 +64,10 @@ export async function getCommand(cli: Cli, target: string): Promise<void> {
 
 /** The argument as messages show it: a key, or the canonical URL (never inline credentials). */
 function describeTarget(target: string, key: string): string {
-  if (target === key) return `key ${key}`;
+  // A target that is not a held key and does not parse is shown through the redacting
+  // formatter: it may be a URL with credentials that the parser could not take apart.
+  if (target === key)
+    return /^[0-9a-f]{16}$/.test(key) ? `key ${key}` : `key ${describeWithoutCredentials(key)}`;
   try {
     return `${canonicalizeProxyUrl(target).url} (key ${key})`;
   } catch {
