@@ -5,7 +5,7 @@
 import { InvalidEntryError, InvalidProxyUrlError } from '../errors.js';
 import { createEntry, describe, type ProxyEntryInput } from '../record/entry.js';
 import { REDACTED, Secret, type TokenCipher } from '../record/secret.js';
-import { parseIsoTime } from './time.js';
+import { parseTimeText } from './time.js';
 
 type Kind = 'string' | 'text' | 'integer' | 'time' | 'boolean' | 'credential' | 'token';
 
@@ -290,8 +290,8 @@ function convert(spec: FieldSpec, raw: unknown, name: string): unknown {
       if (typeof raw !== 'string') return raw;
       const text = raw.trim();
       if (NUMBER.test(text)) return Number(text);
-      const ms = parseIsoTime(text);
-      // Anything else goes to createEntry as it is (Date.parse forms, or its error).
+      const ms = parseTimeText(text);
+      // Anything else goes to createEntry as it is, for its error naming the field.
       return Number.isFinite(ms) ? ms : text;
     }
     case 'boolean': {

@@ -1,2 +1,2 @@
 // The import/export layer reads and writes times as proxywhirl does; see src/record/time.ts.
-export { formatIsoTime, parseIsoTime } from '../record/time.js';
+export { formatIsoTime, parseIsoTime, parseTimeText } from '../record/time.js';

@@ -1,5 +1,6 @@
 import { InvalidEntryError } from '../errors.js';
 import { Secret, toSecret } from './secret.js';
+import { parseTimeText } from './time.js';
 import {
   canonicalizeProxyUrl,
   deriveKey,
@@ -345,7 +346,7 @@ function parseTime(field: string, value: unknown): number {
   let ms: number;
   if (typeof value === 'number') ms = value;
   else if (value instanceof Date) ms = value.getTime();
-  else if (typeof value === 'string') ms = Date.parse(value);
+  else if (typeof value === 'string') ms = parseTimeText(value);
   else ms = Number.NaN;
   if (Number.isFinite(ms)) return ms;
   throw new InvalidEntryError(

@@ -148,3 +148,20 @@ function daysInMonth(year: number, month: number): number {
   if (month === 2) return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0 ? 29 : 28;
   return month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31;
 }
+
+/**
+ * The one reader of times written as text, for `put`, import and every command-line option:
+ * everything `parseIsoTime` reads, and also a date alone (`2026-11-01`, midnight) or a time
+ * without seconds (`2026-11-01T13:01`). A time without an offset is UTC, as proxywhirl means it,
+ * wherever the process runs; microseconds are kept. `NaN` for anything else: no locale-dependent
+ * `Date.parse` forms, whose reading of an offset-less time is the machine's time zone.
+ */
+export function parseTimeText(text: string): number {
+  const trimmed = text.trim();
+  if (trimmed.length === 10) return parseIsoTime(`${trimmed}T00:00:00`);
+  // `YYYY-MM-DDTHH:MM`, maybe followed by an offset: give it its seconds.
+  if (trimmed.length >= 16 && (trimmed.length === 16 || trimmed.charCodeAt(16) !== 58)) {
+    return parseIsoTime(`${trimmed.slice(0, 16)}:00${trimmed.slice(16)}`);
+  }
+  return parseIsoTime(trimmed);
+}

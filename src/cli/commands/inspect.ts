@@ -5,7 +5,7 @@ import { canonicalizeProxyUrl, deriveKey, describeWithoutCredentials } from '../
 import type { ProxyCache } from '../../proxy-cache.js';
 import type { ProxyQuery, ProxyQueryOrder } from '../../tiers/tier.js';
 import type { CacheStats } from '../../stats.js';
-import { formatIsoTime, parseIsoTime } from '../../io/time.js';
+import { formatIsoTime, parseTimeText } from '../../io/time.js';
 import { CliError, UsageError, type Cli } from '../context.js';
 import {
   duration,
@@ -304,8 +304,7 @@ export async function historyCommand(
 /** `--since`: an ISO 8601 time (without an offset it is UTC), a date, or epoch milliseconds. */
 export function parseSince(value: string): number {
   const text = value.trim();
-  let ms = /^\d+$/.test(text) ? Number(text) : parseIsoTime(text);
-  if (!Number.isFinite(ms) && /^\d{4}-\d{2}-\d{2}$/.test(text)) ms = Date.parse(text);
+  const ms = /^\d+$/.test(text) ? Number(text) : parseTimeText(text);
   if (!Number.isFinite(ms)) {
     throw new UsageError(
       `--since must be an ISO 8601 time such as 2026-11-01T13:00:00Z, got ${JSON.stringify(value)}`,

@@ -16,6 +16,7 @@ import {
   type ProxyEntryInput,
 } from '../../record/entry.js';
 import { Secret, type TokenCipher } from '../../record/secret.js';
+import { parseTimeText } from '../../record/time.js';
 
 /** One line that was not imported, and why. */
 export interface JsonlImportProblem {
@@ -208,8 +209,7 @@ function pythonTime(record: Record<string, unknown>, field: string, key: string)
   if (typeof value !== 'string') {
     throw new LineError(`entry ${key}: "${field}" is a ${typeof value}, expected an ISO 8601 time`);
   }
-  const zoned = /(Z|[+-]\d\d:?\d\d)$/i.test(value) ? value : `${value}Z`;
-  const ms = Date.parse(zoned);
+  const ms = parseTimeText(value);
   if (!Number.isFinite(ms)) {
     throw new LineError(
       `entry ${key}: "${field}" ${JSON.stringify(value)} is not an ISO 8601 time`,
