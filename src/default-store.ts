@@ -2,7 +2,8 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { createStderrLogger, type Logger } from './logger.js';
-import { DEFAULTS, type ProxyCacheOptions } from './options.js';
+import { DEFAULTS, PROXY_CACHE_OPTION_NAMES, type ProxyCacheOptions } from './options.js';
+import { assertOptionsObject, rejectUnknownOptions, type OptionNames } from './option-check.js';
 import { ProxyCache } from './proxy-cache.js';
 import { InvalidOptionError } from './errors.js';
 import { JsonlTier } from './tiers/jsonl/index.js';
@@ -69,6 +70,12 @@ export interface DefaultStoreOptions extends Omit<ProxyCacheOptions, 'tiers'> {
   memoryTier?: boolean;
 }
 
+/** Every option of `openDefaultStore`: the cache's, less `tiers`, plus its own. */
+const DEFAULT_STORE_OPTION_NAMES: OptionNames<DefaultStoreOptions> = (() => {
+  const { tiers: _builtHere, ...cacheOptions } = PROXY_CACHE_OPTION_NAMES;
+  return Object.freeze({ ...cacheOptions, dir: true, memoryTier: true });
+})();
+
 /**
  * Opens the embedded persistent store under `dir`: a memory tier (L1) over SQLite with health
  * history (`<dir>/proxytier.db`), or over the JSONL log (`<dir>/jsonl/`) where better-sqlite3
@@ -78,22 +85,19 @@ export interface DefaultStoreOptions extends Omit<ProxyCacheOptions, 'tiers'> {
  * const cache = await openDefaultStore({ dir: './proxy-store', maxEntries: 50_000 });
  */
 export async function openDefaultStore(options: DefaultStoreOptions): Promise<ProxyCache> {
-  if (options === null || typeof options !== 'object') {
+  assertOptionsObject('openDefaultStore', options, 'with "dir"');
+  if ('tiers' in options) {
     throw new InvalidOptionError(
-      `openDefaultStore options must be an object, got ${typeof options}`,
+      'openDefaultStore builds its own tiers; pass "tiers" to ProxyCache.open instead',
     );
   }
+  rejectUnknownOptions('openDefaultStore', options, DEFAULT_STORE_OPTION_NAMES);
   const { dir, memoryTier, ...cacheOptions } = options;
   if (typeof dir !== 'string' || dir === '') {
     throw new InvalidOptionError(`"dir" must be a non-empty path, got ${String(dir)}`);
   }
   if (memoryTier !== undefined && typeof memoryTier !== 'boolean') {
     throw new InvalidOptionError(`"memoryTier" must be a boolean, got ${typeof memoryTier}`);
-  }
-  if ('tiers' in cacheOptions) {
-    throw new InvalidOptionError(
-      'openDefaultStore builds its own tiers; pass "tiers" to ProxyCache.open instead',
-    );
   }
   const maxEntries = cacheOptions.maxEntries ?? DEFAULT_MAX_ENTRIES;
   const logger = cacheOptions.logger ?? createStderrLogger();

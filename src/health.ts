@@ -23,6 +23,7 @@
  * - `failureCount` is not touched: it counts failed *uses* reported with `reportFailure`.
  */
 import { InvalidOptionError } from './errors.js';
+import { assertIntegerOption, assertOptionsObject, rejectUnknownOptions } from './option-check.js';
 import type { HealthStatus, ProxyEntry } from './record/entry.js';
 import type { HealthCheckInput } from './tiers/tier.js';
 
@@ -140,22 +141,11 @@ export function resolveHealthPolicy(
   optionName = 'healthPolicy',
 ): Readonly<HealthPolicy> {
   if (partial === undefined) return DEFAULT_HEALTH_POLICY;
-  if (partial === null || typeof partial !== 'object') {
-    throw new InvalidOptionError(`"${optionName}" must be an object, got ${typeof partial}`);
-  }
+  assertOptionsObject(`"${optionName}"`, partial);
+  rejectUnknownOptions<HealthPolicy>(optionName, partial, DEFAULT_HEALTH_POLICY, optionName);
   const policy: HealthPolicy = { ...DEFAULT_HEALTH_POLICY, ...partial };
   for (const field of Object.keys(policy) as (keyof HealthPolicy)[]) {
-    if (!(field in DEFAULT_HEALTH_POLICY)) {
-      throw new InvalidOptionError(
-        `"${optionName}.${field}" is not a health policy setting; known settings: ${Object.keys(DEFAULT_HEALTH_POLICY).join(', ')}`,
-      );
-    }
-    const value = policy[field];
-    if (!Number.isSafeInteger(value) || value <= 0) {
-      throw new InvalidOptionError(
-        `"${optionName}.${field}" must be a positive integer, got ${String(value)}`,
-      );
-    }
+    assertIntegerOption(`${optionName}.${field}`, policy[field], 1);
   }
   if (
     policy.degradedAfterFailures > policy.unhealthyAfterFailures ||

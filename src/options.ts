@@ -3,6 +3,12 @@ import type { Keyring } from './crypto/keyring.js';
 import { InvalidOptionError } from './errors.js';
 import { resolveHealthPolicy, type HealthPolicy } from './health.js';
 import { createStderrLogger, type Logger } from './logger.js';
+import {
+  assertIntegerOption,
+  assertOptionsObject,
+  rejectUnknownOptions,
+  type OptionNames,
+} from './option-check.js';
 import type { CacheBus } from './stack/bus.js';
 import type { Tier } from './tiers/tier.js';
 
@@ -103,6 +109,30 @@ export interface ResolvedOptions {
   recencyFlushMs: number;
 }
 
+/** Every option of `ProxyCache.open`; TypeScript keeps it equal to the interface's keys. */
+export const PROXY_CACHE_OPTION_NAMES: OptionNames<ProxyCacheOptions> = Object.freeze({
+  tiers: true,
+  maxEntries: true,
+  keyring: true,
+  encryptionKey: true,
+  previousKeys: true,
+  keyFile: true,
+  clock: true,
+  logger: true,
+  defaultTtlSeconds: true,
+  ttlBySource: true,
+  sweepIntervalMs: true,
+  healthFailureThreshold: true,
+  healthPolicy: true,
+  tierFailureThreshold: true,
+  tierProbeIntervalMs: true,
+  busyRetryMs: true,
+  replayLimit: true,
+  coherenceMs: true,
+  bus: true,
+  recencyFlushMs: true,
+});
+
 /** Default values, exported so documentation and tests can name them. */
 export const DEFAULTS = Object.freeze({
   maxEntries: 10_000,
@@ -119,16 +149,15 @@ export const DEFAULTS = Object.freeze({
 
 /** Applies defaults, validates every option (naming it and what was expected), interprets. */
 export function resolveOptions(options: ProxyCacheOptions = {}): ResolvedOptions {
-  if (options === null || typeof options !== 'object') {
-    throw new InvalidOptionError(`ProxyCache options must be an object, got ${typeof options}`);
-  }
-  const maxEntries = options.maxEntries ?? DEFAULTS.maxEntries;
-  positiveInteger('maxEntries', maxEntries);
+  assertOptionsObject('ProxyCache.open', options);
   if ('dir' in options || 'memoryTier' in options) {
     throw new InvalidOptionError(
       '"dir" and "memoryTier" are options of openDefaultStore({ dir }), which builds the embedded store; ProxyCache.open takes "tiers"',
     );
   }
+  rejectUnknownOptions('ProxyCache.open', options, PROXY_CACHE_OPTION_NAMES);
+  const maxEntries = options.maxEntries ?? DEFAULTS.maxEntries;
+  assertIntegerOption('maxEntries', maxEntries, 1);
   const tiers = options.tiers;
   if (tiers !== undefined && (!Array.isArray(tiers) || tiers.length === 0)) {
     throw new InvalidOptionError('"tiers" must be a non-empty array of tiers');
@@ -146,28 +175,28 @@ export function resolveOptions(options: ProxyCacheOptions = {}): ResolvedOptions
     names.add(tier.name);
   });
   const defaultTtlSeconds = options.defaultTtlSeconds ?? DEFAULTS.defaultTtlSeconds;
-  nonNegativeInteger('defaultTtlSeconds', defaultTtlSeconds);
+  assertIntegerOption('defaultTtlSeconds', defaultTtlSeconds, 0);
   const ttlBySource = new Map<string, number>();
   for (const [source, ttl] of Object.entries(options.ttlBySource ?? {})) {
-    nonNegativeInteger(`ttlBySource[${JSON.stringify(source)}]`, ttl);
+    assertIntegerOption(`ttlBySource[${JSON.stringify(source)}]`, ttl, 0);
     ttlBySource.set(source, ttl);
   }
   const sweepIntervalMs = options.sweepIntervalMs ?? DEFAULTS.sweepIntervalMs;
-  nonNegativeInteger('sweepIntervalMs', sweepIntervalMs);
+  assertIntegerOption('sweepIntervalMs', sweepIntervalMs, 0);
   const healthFailureThreshold = options.healthFailureThreshold ?? DEFAULTS.healthFailureThreshold;
-  positiveInteger('healthFailureThreshold', healthFailureThreshold);
+  assertIntegerOption('healthFailureThreshold', healthFailureThreshold, 1);
   const tierFailureThreshold = options.tierFailureThreshold ?? DEFAULTS.tierFailureThreshold;
-  positiveInteger('tierFailureThreshold', tierFailureThreshold);
+  assertIntegerOption('tierFailureThreshold', tierFailureThreshold, 1);
   const tierProbeIntervalMs = options.tierProbeIntervalMs ?? DEFAULTS.tierProbeIntervalMs;
-  nonNegativeInteger('tierProbeIntervalMs', tierProbeIntervalMs);
+  assertIntegerOption('tierProbeIntervalMs', tierProbeIntervalMs, 0);
   const busyRetryMs = options.busyRetryMs ?? DEFAULTS.busyRetryMs;
-  nonNegativeInteger('busyRetryMs', busyRetryMs);
+  assertIntegerOption('busyRetryMs', busyRetryMs, 0);
   const replayLimit = options.replayLimit ?? DEFAULTS.replayLimit;
-  positiveInteger('replayLimit', replayLimit);
+  assertIntegerOption('replayLimit', replayLimit, 1);
   const coherenceMs = options.coherenceMs ?? DEFAULTS.coherenceMs;
-  nonNegativeInteger('coherenceMs', coherenceMs);
+  assertIntegerOption('coherenceMs', coherenceMs, 0);
   const recencyFlushMs = options.recencyFlushMs ?? DEFAULTS.recencyFlushMs;
-  positiveInteger('recencyFlushMs', recencyFlushMs);
+  assertIntegerOption('recencyFlushMs', recencyFlushMs, 1);
   const bus = options.bus;
   if (bus !== undefined && (bus === null || typeof bus.subscribe !== 'function')) {
     throw new InvalidOptionError('"bus" must be a CacheBus (it has no subscribe method)');
@@ -197,16 +226,4 @@ export function resolveOptions(options: ProxyCacheOptions = {}): ResolvedOptions
     bus,
     recencyFlushMs,
   };
-}
-
-function positiveInteger(name: string, value: unknown): void {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
-    throw new InvalidOptionError(`"${name}" must be a positive integer, got ${String(value)}`);
-  }
-}
-
-function nonNegativeInteger(name: string, value: unknown): void {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    throw new InvalidOptionError(`"${name}" must be a non-negative integer, got ${String(value)}`);
-  }
 }

@@ -1,5 +1,12 @@
 import { LRUCache } from 'lru-cache';
 import { ClosedError, InvalidOptionError } from '../errors.js';
+import {
+  assertIntegerOption,
+  assertNameOption,
+  assertOptionsObject,
+  rejectUnknownOptions,
+  type OptionNames,
+} from '../option-check.js';
 import type { ProxyEntry } from '../record/entry.js';
 import type { EntryChange, EntryPatch, EvictionReason, Tier, TierContext } from './tier.js';
 
@@ -18,6 +25,14 @@ export interface MemoryTierOptions {
   /** Tier name in statistics and events. Default `memory`. */
   name?: string;
 }
+
+/** Every option of `MemoryTier`; TypeScript keeps it equal to the interface's keys. */
+const MEMORY_OPTION_NAMES: OptionNames<MemoryTierOptions> = Object.freeze({
+  maxEntries: true,
+  evictionPolicy: true,
+  onEvict: true,
+  name: true,
+});
 
 /**
  * L1: a bounded in-process LRU map, O(1) for get, set and delete. Entries are held as given
@@ -38,15 +53,11 @@ export class MemoryTier implements Tier {
   #closed = false;
 
   constructor(options: MemoryTierOptions) {
-    if (options === null || typeof options !== 'object') {
-      throw new InvalidOptionError('MemoryTier options must be an object with "maxEntries"');
-    }
+    assertOptionsObject('MemoryTier', options, 'with "maxEntries"');
+    rejectUnknownOptions('MemoryTier', options, MEMORY_OPTION_NAMES);
     const { maxEntries, evictionPolicy = 'lru', onEvict, name = 'memory' } = options;
-    if (!Number.isSafeInteger(maxEntries) || maxEntries <= 0) {
-      throw new InvalidOptionError(
-        `"maxEntries" must be a positive integer, got ${String(maxEntries)}`,
-      );
-    }
+    assertIntegerOption('maxEntries', maxEntries, 1);
+    assertNameOption('name', name);
     if (!MEMORY_EVICTION_POLICIES.includes(evictionPolicy)) {
       throw new InvalidOptionError(
         `"evictionPolicy" ${JSON.stringify(evictionPolicy)} is not implemented; the memory tier supports: ${MEMORY_EVICTION_POLICIES.join(', ')}`,

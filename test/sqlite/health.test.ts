@@ -137,7 +137,7 @@ describe('applyHealthCheck (the health policy)', () => {
       'degradedAfterFailures <= unhealthyAfterFailures <= deadAfterFailures',
     );
     expect(() => resolveHealthPolicy({ bogus: 1 } as never)).toThrow(
-      '"healthPolicy.bogus" is not a health policy setting',
+      '"healthPolicy.bogus" is not a healthPolicy option',
     );
   });
 });

@@ -92,10 +92,10 @@ describe('options', () => {
       { path: 'x.db', role: 'l4' },
       '"role" must be "l2" (proxywhirl\'s l2_cache) or "l3" (cache_entries + health_history), got "l4"',
     ],
-    [{ path: 'x.db', role: 'l2', maxEntries: 0 }, '"maxEntries" must be an integer >= 1, got 0'],
+    [{ path: 'x.db', role: 'l2', maxEntries: 0 }, '"maxEntries" must be a positive integer, got 0'],
     [
       { path: 'x.db', role: 'l2', maxEntries: 1.5 },
-      '"maxEntries" must be an integer >= 1, got 1.5',
+      '"maxEntries" must be a positive integer, got 1.5',
     ],
     [
       { path: 'x.db', role: 'l2', durability: 'extra' },
@@ -116,7 +116,7 @@ describe('options', () => {
     ],
     [
       { path: 'x.db', role: 'l3', historyRetention: { rows: 1 } },
-      '"historyRetention.rows" is not a retention setting',
+      '"historyRetention.rows" is not a historyRetention option',
     ],
     [
       { path: 'x.db', role: 'l3', commitDelayMs: -5 },

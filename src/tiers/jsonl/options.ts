@@ -1,4 +1,11 @@
 import { InvalidOptionError } from '../../errors.js';
+import {
+  assertIntegerOption,
+  assertNameOption,
+  assertOptionsObject,
+  rejectUnknownOptions,
+  type OptionNames,
+} from '../../option-check.js';
 import { describe } from '../../record/entry.js';
 
 /** How far a write has gone when its promise resolves. */
@@ -37,6 +44,17 @@ export interface ResolvedJsonlOptions {
   name: string;
 }
 
+/** Every option of `JsonlTier`; TypeScript keeps it equal to the interface's keys. */
+const JSONL_OPTION_NAMES: OptionNames<JsonlTierOptions> = Object.freeze({
+  dir: true,
+  maxEntries: true,
+  durability: true,
+  compactionThreshold: true,
+  compactionMinBytes: true,
+  lockTimeoutMs: true,
+  name: true,
+});
+
 /** Defaults of `JsonlTierOptions`. */
 export const JSONL_DEFAULTS = Object.freeze({
   durability: 'normal' as JsonlDurability,
@@ -48,11 +66,8 @@ export const JSONL_DEFAULTS = Object.freeze({
 
 /** Applies defaults, then validates: each message names the option, the expectation and the value. */
 export function resolveJsonlOptions(options: JsonlTierOptions): ResolvedJsonlOptions {
-  if (options === null || typeof options !== 'object') {
-    throw new InvalidOptionError(
-      `JsonlTier options must be an object with "dir", got ${describe(options)}`,
-    );
-  }
+  assertOptionsObject('JsonlTier', options, 'with "dir"');
+  rejectUnknownOptions('JsonlTier', options, JSONL_OPTION_NAMES);
   const {
     dir,
     maxEntries,
@@ -65,11 +80,7 @@ export function resolveJsonlOptions(options: JsonlTierOptions): ResolvedJsonlOpt
   if (typeof dir !== 'string' || dir.trim() === '') {
     throw new InvalidOptionError(`"dir" must be a non-empty path string, got ${describe(dir)}`);
   }
-  if (maxEntries !== undefined && (!Number.isSafeInteger(maxEntries) || maxEntries <= 0)) {
-    throw new InvalidOptionError(
-      `"maxEntries" must be a positive integer, got ${describe(maxEntries)}`,
-    );
-  }
+  if (maxEntries !== undefined) assertIntegerOption('maxEntries', maxEntries, 1);
   if (durability !== 'normal' && durability !== 'full') {
     throw new InvalidOptionError(
       `"durability" must be "normal" or "full", got ${describe(durability)}`,
@@ -83,19 +94,9 @@ export function resolveJsonlOptions(options: JsonlTierOptions): ResolvedJsonlOpt
       `"compactionThreshold" must be a number greater than 0 and at most 1 (the share of dead bytes), got ${describe(compactionThreshold)}`,
     );
   }
-  if (!Number.isSafeInteger(compactionMinBytes) || compactionMinBytes < 0) {
-    throw new InvalidOptionError(
-      `"compactionMinBytes" must be a non-negative integer, got ${describe(compactionMinBytes)}`,
-    );
-  }
-  if (!Number.isSafeInteger(lockTimeoutMs) || lockTimeoutMs <= 0) {
-    throw new InvalidOptionError(
-      `"lockTimeoutMs" must be a positive integer, got ${describe(lockTimeoutMs)}`,
-    );
-  }
-  if (typeof name !== 'string' || name === '') {
-    throw new InvalidOptionError(`"name" must be a non-empty string, got ${describe(name)}`);
-  }
+  assertIntegerOption('compactionMinBytes', compactionMinBytes, 0);
+  assertIntegerOption('lockTimeoutMs', lockTimeoutMs, 1);
+  assertNameOption('name', name);
   return {
     dir,
     maxEntries,

@@ -1,5 +1,11 @@
 import { InvalidOptionError } from '../../errors.js';
 import { resolveHealthPolicy, type HealthPolicy } from '../../health.js';
+import {
+  assertIntegerOption,
+  assertOptionsObject,
+  rejectUnknownOptions,
+  type OptionNames,
+} from '../../option-check.js';
 import { describe } from '../../record/entry.js';
 import type { Durability } from './connection.js';
 import type { SqliteRole } from './schema.js';
@@ -101,30 +107,27 @@ export const SQLITE_DEFAULTS = Object.freeze({
   accessFlushMs: 1_000,
 });
 
-const KNOWN = new Set([
-  'path',
-  'role',
-  'maxEntries',
-  'durability',
-  'busyTimeoutMs',
-  'timeoutMs',
-  'changeLogRows',
-  'name',
-  'historyRetention',
-  'healthPolicy',
-  'commitDelayMs',
-  'maxBatch',
-  'accessFlushMs',
-]);
+/** Every option of `SqliteTier`; TypeScript keeps it equal to the interface's keys. */
+const SQLITE_OPTION_NAMES: OptionNames<SqliteTierOptions> = Object.freeze({
+  path: true,
+  role: true,
+  maxEntries: true,
+  durability: true,
+  busyTimeoutMs: true,
+  timeoutMs: true,
+  changeLogRows: true,
+  name: true,
+  historyRetention: true,
+  healthPolicy: true,
+  commitDelayMs: true,
+  maxBatch: true,
+  accessFlushMs: true,
+});
 
-function integer(name: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
-    const range =
-      max === Number.MAX_SAFE_INTEGER ? `an integer >= ${min}` : `an integer from ${min} to ${max}`;
-    throw new InvalidOptionError(`"${name}" must be ${range}, got ${describe(value)}`);
-  }
-  return value;
-}
+const HISTORY_RETENTION_NAMES: OptionNames<HistoryRetention> = Object.freeze({
+  maxAgeMs: true,
+  maxRowsPerProxy: true,
+});
 
 function positiveOrInfinity(name: string, value: unknown, integerOnly: boolean): number {
   if (value === Number.POSITIVE_INFINITY) return value;
@@ -143,11 +146,7 @@ function positiveOrInfinity(name: string, value: unknown, integerOnly: boolean):
 
 /** Applies defaults, validates every option (naming it and what was expected), interprets. */
 export function resolveSqliteOptions(options: SqliteTierOptions): ResolvedSqliteOptions {
-  if (options === null || typeof options !== 'object') {
-    throw new InvalidOptionError(
-      `SqliteTier options must be an object with "path" and "role", got ${describe(options)}`,
-    );
-  }
+  assertOptionsObject('SqliteTier', options, 'with "path" and "role"');
   // Defaults.
   const {
     path,
@@ -166,13 +165,7 @@ export function resolveSqliteOptions(options: SqliteTierOptions): ResolvedSqlite
   const name = options.name ?? `sqlite-${String(role)}`;
 
   // Validation.
-  for (const key of Object.keys(options)) {
-    if (!KNOWN.has(key)) {
-      throw new InvalidOptionError(
-        `"${key}" is not a SqliteTier option; known options: ${[...KNOWN].join(', ')}`,
-      );
-    }
-  }
+  rejectUnknownOptions('SqliteTier', options, SQLITE_OPTION_NAMES);
   if (typeof path !== 'string' || path === '' || path === ':memory:' || path.startsWith('file:')) {
     throw new InvalidOptionError(
       `"path" must be the path of a database file (not ":memory:" or a file: URI), got ${describe(path)}`,
@@ -183,15 +176,15 @@ export function resolveSqliteOptions(options: SqliteTierOptions): ResolvedSqlite
       `"role" must be "l2" (proxywhirl's l2_cache) or "l3" (cache_entries + health_history), got ${describe(role)}`,
     );
   }
-  if (maxEntries !== undefined) integer('maxEntries', maxEntries, 1);
+  if (maxEntries !== undefined) assertIntegerOption('maxEntries', maxEntries, 1);
   if (durability !== 'normal' && durability !== 'full') {
     throw new InvalidOptionError(
       `"durability" must be "normal" or "full", got ${describe(durability)}`,
     );
   }
-  integer('busyTimeoutMs', busyTimeoutMs, 0, 0x7fffffff);
-  integer('timeoutMs', timeoutMs, 1, 0x7fffffff);
-  integer('changeLogRows', changeLogRows, 1, 100_000_000);
+  assertIntegerOption('busyTimeoutMs', busyTimeoutMs, 0, 0x7fffffff);
+  assertIntegerOption('timeoutMs', timeoutMs, 1, 0x7fffffff);
+  assertIntegerOption('changeLogRows', changeLogRows, 1, 100_000_000);
   if (typeof name !== 'string' || name === '') {
     throw new InvalidOptionError(`"name" must be a non-empty string, got ${describe(name)}`);
   }
@@ -200,13 +193,12 @@ export function resolveSqliteOptions(options: SqliteTierOptions): ResolvedSqlite
       `"historyRetention" must be an object { maxAgeMs?, maxRowsPerProxy? }, got ${describe(historyRetention)}`,
     );
   }
-  for (const key of Object.keys(historyRetention)) {
-    if (key !== 'maxAgeMs' && key !== 'maxRowsPerProxy') {
-      throw new InvalidOptionError(
-        `"historyRetention.${key}" is not a retention setting; known: maxAgeMs, maxRowsPerProxy`,
-      );
-    }
-  }
+  rejectUnknownOptions(
+    'historyRetention',
+    historyRetention,
+    HISTORY_RETENTION_NAMES,
+    'historyRetention',
+  );
   const historyMaxAgeMs = positiveOrInfinity(
     'historyRetention.maxAgeMs',
     historyRetention.maxAgeMs ?? SQLITE_DEFAULTS.historyMaxAgeMs,
@@ -218,9 +210,9 @@ export function resolveSqliteOptions(options: SqliteTierOptions): ResolvedSqlite
     true,
   );
   const policy = resolveHealthPolicy(healthPolicy, 'healthPolicy');
-  integer('commitDelayMs', commitDelayMs, 0, 60_000);
-  integer('maxBatch', maxBatch, 1, 1_000_000);
-  integer('accessFlushMs', accessFlushMs, 1, 3_600_000);
+  assertIntegerOption('commitDelayMs', commitDelayMs, 0, 60_000);
+  assertIntegerOption('maxBatch', maxBatch, 1, 1_000_000);
+  assertIntegerOption('accessFlushMs', accessFlushMs, 1, 3_600_000);
 
   // Interpretation.
   return {
