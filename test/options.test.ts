@@ -3,9 +3,12 @@
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidOptionError } from '../src/errors.js';
 import { resolveHealthPolicy } from '../src/health.js';
+import { exportRecords } from '../src/io/export.js';
+import { importRecords, parseProxyRecords } from '../src/io/import.js';
 import { closestName } from '../src/option-check.js';
 import { openDefaultStore } from '../src/default-store.js';
 import { ProxyCache } from '../src/proxy-cache.js';
@@ -13,6 +16,10 @@ import { JsonlTier } from '../src/tiers/jsonl/index.js';
 import { MemoryTier } from '../src/tiers/memory.js';
 import { SqliteTier } from '../src/tiers/sqlite/index.js';
 import { silentLogger } from '../src/logger.js';
+import type { ProxyEntry } from '../src/record/entry.js';
+import { chunks } from './io/helpers.js';
+
+async function* noEntries(): AsyncGenerator<ProxyEntry> {}
 
 let dir: string;
 beforeAll(async () => {
@@ -92,6 +99,34 @@ describe('unknown options', () => {
       'healthPolicy.checkInterval',
       'checkIntervalMs',
       () => resolveHealthPolicy({ checkInterval: 5 } as never),
+    ],
+    [
+      'parseProxyRecords',
+      'ttl',
+      'ttlSeconds',
+      () => parseProxyRecords(chunks('', 16), { format: 'text', ttl: 5 } as never),
+    ],
+    [
+      'importRecords',
+      'maxError',
+      'maxErrors',
+      async () => {
+        const cache = await ProxyCache.open({ ...quiet, maxEntries: 10 });
+        try {
+          await importRecords(cache, parseProxyRecords(chunks('', 16), { format: 'text' }), {
+            maxError: 1,
+          } as never);
+        } finally {
+          await cache.close();
+        }
+      },
+    ],
+    [
+      'exportRecords',
+      'secret',
+      'secrets',
+      () =>
+        exportRecords(noEntries(), new PassThrough(), { format: 'csv', secret: 'plain' } as never),
     ],
   ];
 

@@ -7,6 +7,7 @@ import type { Writable } from 'node:stream';
 import { stringify } from 'csv-stringify/sync';
 import type { Keyring } from '../crypto/keyring.js';
 import { InvalidOptionError } from '../errors.js';
+import { assertOptionsObject, rejectUnknownOptions, type OptionNames } from '../option-check.js';
 import { PROXYWHIRL_FIELDS, type ProxyEntry } from '../record/entry.js';
 import type { Secret } from '../record/secret.js';
 import { formatIsoTime } from './time.js';
@@ -39,6 +40,13 @@ export interface ExportOptions {
   onProgress?(exported: number): void;
 }
 
+const EXPORT_OPTION_NAMES: OptionNames<ExportOptions> = Object.freeze({
+  format: true,
+  secrets: true,
+  keyring: true,
+  onProgress: true,
+});
+
 /** Credential columns per mode, after `key` and `proxy_url`. */
 const CREDENTIAL_COLUMNS: Readonly<Record<SecretsMode, readonly string[]>> = {
   redacted: ['has_credentials'],
@@ -70,9 +78,8 @@ export async function exportRecords(
   output: Writable,
   options: ExportOptions,
 ): Promise<{ exported: number }> {
-  if (options === null || typeof options !== 'object') {
-    throw new InvalidOptionError('exportRecords options must be an object');
-  }
+  assertOptionsObject('exportRecords', options, 'with "format"');
+  rejectUnknownOptions('exportRecords', options, EXPORT_OPTION_NAMES);
   const { format, keyring, onProgress } = options;
   const secrets = options.secrets ?? 'redacted';
   if (!EXPORT_FORMATS.includes(format)) {

@@ -11,6 +11,12 @@ import {
   InvalidOptionError,
   ProxyTierError,
 } from '../errors.js';
+import {
+  assertIntegerOption,
+  assertOptionsObject,
+  rejectUnknownOptions,
+  type OptionNames,
+} from '../option-check.js';
 import type { ProxyCache } from '../proxy-cache.js';
 import {
   createEntry,
@@ -98,6 +104,19 @@ export interface ImportOptions {
   /** Writes in flight at once (default 64), so a persistent tier can commit them in groups. */
   concurrency?: number;
 }
+
+const PARSE_OPTION_NAMES: OptionNames<ParseOptions> = Object.freeze({
+  format: true,
+  source: true,
+  ttlSeconds: true,
+  keyring: true,
+});
+
+const IMPORT_OPTION_NAMES: OptionNames<ImportOptions> = Object.freeze({
+  onProgress: true,
+  maxErrors: true,
+  concurrency: true,
+});
 
 /** How many leading bytes `detectFormat` looks at, and `readHead` reads. */
 export const DETECT_BYTES = 8192;
@@ -228,9 +247,8 @@ export function parseProxyRecords(
   input: Readable | AsyncIterable<Buffer | Uint8Array | string>,
   options: ParseOptions,
 ): AsyncIterable<ImportItem> {
-  if (options === null || typeof options !== 'object') {
-    throw new InvalidOptionError('parseProxyRecords options must be an object');
-  }
+  assertOptionsObject('parseProxyRecords', options, 'with "format"');
+  rejectUnknownOptions('parseProxyRecords', options, PARSE_OPTION_NAMES);
   const { format, source, ttlSeconds, keyring } = options;
   if (!IMPORT_FORMATS.includes(format)) {
     throw new InvalidOptionError(
@@ -494,12 +512,10 @@ export async function importRecords(
   items: AsyncIterable<ImportItem>,
   options: ImportOptions = {},
 ): Promise<ImportSummary> {
+  assertOptionsObject('importRecords', options);
+  rejectUnknownOptions('importRecords', options, IMPORT_OPTION_NAMES);
   const concurrency = options.concurrency ?? 64;
-  if (!Number.isSafeInteger(concurrency) || concurrency < 1) {
-    throw new InvalidOptionError(
-      `"concurrency" must be a positive integer, got ${String(concurrency)}`,
-    );
-  }
+  assertIntegerOption('concurrency', concurrency, 1);
   const maxErrors = options.maxErrors ?? Number.POSITIVE_INFINITY;
   if (
     maxErrors !== Number.POSITIVE_INFINITY &&
