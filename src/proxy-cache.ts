@@ -6,7 +6,7 @@ import { ClosedError, TierUnavailableError, UnsupportedOperationError } from './
 import { applyHealthCheck } from './health.js';
 import type { Logger } from './logger.js';
 import { resolveOptions, type ProxyCacheOptions, type ResolvedOptions } from './options.js';
-import { healthFields, scanQuery, validateHealthCheck, validateQuery } from './query.js';
+import { healthFields, normalizeQuery, scanQuery, validateHealthCheck } from './query.js';
 import {
   toValidEntry,
   type EntryDefaults,
@@ -555,7 +555,7 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
    */
   async query(query: ProxyQuery = {}): Promise<ProxyEntry[]> {
     this.#assertOpen();
-    validateQuery(query);
+    const normalized = normalizeQuery(query);
     const slot = this.#healthSlot();
     if (slot !== undefined) {
       const tier = slot.tier as HealthTier;
@@ -563,8 +563,8 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
       if (found !== FAILED) return found;
     }
     return scanQuery(
-      this.entries({ includeExpired: query.includeExpired === true }),
-      query,
+      this.entries({ includeExpired: normalized.includeExpired }),
+      normalized,
       this.#clock.now(),
     );
   }

@@ -1,10 +1,14 @@
 // Health checks and queries as the stack handles them when no tier indexes them itself.
 import { InvalidOptionError, UnsupportedOperationError } from './errors.js';
 import type { HealthPatch, TimedHealthCheck } from './health.js';
-import { HEALTH_STATUSES, type ProxyEntry } from './record/entry.js';
-import type { HealthCheckInput, ProxyQuery } from './tiers/tier.js';
-
-const QUERY_ORDERS = ['lastHealthCheck', 'responseTime', 'successRate', 'lastAccessed'] as const;
+import {
+  assertIntegerOption,
+  assertOptionsObject,
+  rejectUnknownOptions,
+  type OptionNames,
+} from './option-check.js';
+import { HEALTH_STATUSES, describe, type HealthStatus, type ProxyEntry } from './record/entry.js';
+import type { HealthCheckInput, ProxyQuery, ProxyQueryOrder } from './tiers/tier.js';
 
 /** Checks a health check given by a caller and fills its time; errors name the field. */
 export function validateHealthCheck(check: HealthCheckInput, now: number): TimedHealthCheck {
@@ -51,27 +55,93 @@ export function healthFields(entry: ProxyEntry): HealthPatch {
   };
 }
 
-/** Checks the fields of a query; errors name the field, the expectation and the value. */
-export function validateQuery(query: ProxyQuery): void {
-  if (query === null || typeof query !== 'object') {
-    throw new InvalidOptionError(`a query must be an object, got ${typeof query}`);
-  }
-  const health = query.health === undefined ? [] : [query.health].flat();
-  for (const status of health) {
-    if (!HEALTH_STATUSES.includes(status)) {
-      throw new InvalidOptionError(
-        `"health" must be one of ${HEALTH_STATUSES.join(', ')}, got ${JSON.stringify(status)}`,
-      );
+/** The orders `query` accepts, the default first. */
+export const QUERY_ORDERS: readonly ProxyQueryOrder[] = Object.freeze([
+  'lastAccessed',
+  'lastHealthCheck',
+  'responseTime',
+  'successRate',
+]);
+
+const QUERY_FILTER_NAMES: OptionNames<ProxyQuery> = Object.freeze({
+  health: true,
+  source: true,
+  scheme: true,
+  dueForCheck: true,
+  orderBy: true,
+  limit: true,
+  includeExpired: true,
+});
+
+/** A query after validation, with its defaults: what every tier and the scan answer. */
+export interface NormalizedQuery {
+  /** Distinct and sorted; `undefined` for any status. */
+  health: HealthStatus[] | undefined;
+  source: string | undefined;
+  /** Lower-cased. */
+  scheme: string | undefined;
+  dueForCheck: boolean;
+  orderBy: ProxyQueryOrder;
+  limit: number | undefined;
+  includeExpired: boolean;
+}
+
+/**
+ * Validates a `ProxyQuery` and fills its defaults. The one validator of queries: the stack, every
+ * tier and the command line give the same query the same answer, or the same error, which names
+ * the filter, what was expected and the value.
+ */
+export function normalizeQuery(query: ProxyQuery | undefined): NormalizedQuery {
+  const given = query ?? {};
+  assertOptionsObject('a query', given);
+  rejectUnknownOptions('query', given, QUERY_FILTER_NAMES);
+  let health: HealthStatus[] | undefined;
+  if (given.health !== undefined) {
+    const list: readonly unknown[] = Array.isArray(given.health) ? given.health : [given.health];
+    if (list.length === 0) {
+      throw new InvalidOptionError('"health" must name at least one health status, got []');
     }
+    for (const status of list) {
+      if (!HEALTH_STATUSES.includes(status as HealthStatus)) {
+        throw new InvalidOptionError(
+          `"health" must be one of ${HEALTH_STATUSES.join(', ')} (or an array of them), got ${describe(status)}`,
+        );
+      }
+    }
+    health = [...new Set(list as HealthStatus[])].sort();
   }
-  if (query.orderBy !== undefined && !QUERY_ORDERS.includes(query.orderBy)) {
+  const text = (field: 'source' | 'scheme'): string | undefined => {
+    const value = given[field];
+    if (value === undefined) return undefined;
+    if (typeof value !== 'string' || value === '') {
+      throw new InvalidOptionError(`"${field}" must be a non-empty string, got ${describe(value)}`);
+    }
+    return value;
+  };
+  const flag = (field: 'dueForCheck' | 'includeExpired'): boolean => {
+    const value = given[field] ?? false;
+    if (typeof value !== 'boolean') {
+      throw new InvalidOptionError(`"${field}" must be a boolean, got ${describe(value)}`);
+    }
+    return value;
+  };
+  const orderBy = given.orderBy ?? 'lastAccessed';
+  if (!QUERY_ORDERS.includes(orderBy)) {
     throw new InvalidOptionError(
-      `"orderBy" must be one of ${QUERY_ORDERS.join(', ')}, got ${JSON.stringify(query.orderBy)}`,
+      `"orderBy" must be one of ${QUERY_ORDERS.join(', ')}, got ${describe(orderBy)}`,
     );
   }
-  if (query.limit !== undefined && !(Number.isSafeInteger(query.limit) && query.limit > 0)) {
-    throw new InvalidOptionError(`"limit" must be a positive integer, got ${String(query.limit)}`);
-  }
+  const limit = given.limit;
+  if (limit !== undefined) assertIntegerOption('limit', limit, 1);
+  return {
+    health,
+    source: text('source'),
+    scheme: text('scheme')?.toLowerCase(),
+    dueForCheck: flag('dueForCheck'),
+    orderBy,
+    limit,
+    includeExpired: flag('includeExpired'),
+  };
 }
 
 /**
@@ -80,28 +150,23 @@ export function validateQuery(query: ProxyQuery): void {
  */
 export async function scanQuery(
   entries: AsyncIterable<ProxyEntry>,
-  query: ProxyQuery,
+  query: NormalizedQuery,
   now: number,
 ): Promise<ProxyEntry[]> {
-  validateQuery(query);
-  const order = query.orderBy ?? 'lastAccessed';
+  const order = query.orderBy;
   if (order === 'responseTime') {
     throw new UnsupportedOperationError(
       'ordering by response time needs health history (the SQLite tier in its "l3" role)',
     );
   }
-  const health = query.health === undefined ? undefined : new Set([query.health].flat());
-  const scheme = query.scheme?.toLowerCase();
+  const health = query.health === undefined ? undefined : new Set(query.health);
+  const scheme = query.scheme;
   const matches: ProxyEntry[] = [];
   for await (const entry of entries) {
     if (health !== undefined && !health.has(entry.healthStatus)) continue;
     if (query.source !== undefined && entry.source !== query.source) continue;
     if (scheme !== undefined && !entry.proxyUrl.startsWith(`${scheme}://`)) continue;
-    if (
-      query.dueForCheck === true &&
-      entry.nextCheckTime !== undefined &&
-      entry.nextCheckTime > now
-    ) {
+    if (query.dueForCheck && entry.nextCheckTime !== undefined && entry.nextCheckTime > now) {
       continue;
     }
     matches.push(entry);

@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { HEALTH_STATUSES } from '../record/entry.js';
+import { QUERY_ORDERS } from '../query.js';
 import { IMPORT_FORMATS, type ImportFormat } from '../io/import.js';
 import {
   EXPORT_FORMATS,
@@ -28,7 +29,6 @@ import {
   listCommand,
   parseHealth,
   parseSince,
-  SORT_ORDERS,
   statsCommand,
 } from './commands/inspect.js';
 import { keyGenerateCommand, keyRotateCommand } from './commands/key.js';
@@ -231,7 +231,7 @@ key restores. Exported then imported, every field comes back as it was.
           '--sort <order>',
           'the order: most recent access or check, best success rate, fastest response',
         )
-          .choices(SORT_ORDERS)
+          .choices(QUERY_ORDERS)
           .default('lastAccessed'),
       ),
   )

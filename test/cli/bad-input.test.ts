@@ -163,7 +163,7 @@ describe('bad input', () => {
     await failsCleanly(
       ['list', '--sort', 'random'],
       2,
-      /Allowed choices are lastAccessed, lastHealthCheck, successRate, responseTime/,
+      /Allowed choices are lastAccessed, lastHealthCheck, responseTime, successRate/,
     );
     await failsCleanly(
       ['history', '192.0.2.1:8080', '--since', 'yesterday'],

@@ -18,13 +18,6 @@ import {
   time,
 } from '../format.js';
 
-export const SORT_ORDERS: readonly ProxyQueryOrder[] = [
-  'lastAccessed',
-  'lastHealthCheck',
-  'successRate',
-  'responseTime',
-];
-
 /**
  * The cache key a command argument names: the argument itself when it is a key the store holds
  * or looks like one (16 hex digits), else the key of the proxy URL it is (canonicalised first,

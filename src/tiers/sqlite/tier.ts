@@ -40,7 +40,8 @@ import {
   type ResolvedSqliteOptions,
   type SqliteTierOptions,
 } from './options.js';
-import { buildQuery, normalizeQuery } from './query.js';
+import { buildQuery } from './query.js';
+import { normalizeQuery } from '../../query.js';
 import {
   ENTRY_FIELDS,
   L2_COLUMNS,
