@@ -18,6 +18,11 @@ export const DEFAULT_JSONL_DIR = 'jsonl';
 
 const DEFAULT_MAX_ENTRIES = DEFAULTS.maxEntries;
 
+/** True when `dir` holds a default store: its database, or the JSONL log that stands in for it. */
+export function hasDefaultStore(dir: string): boolean {
+  return existsSync(join(dir, DEFAULT_DATABASE_FILE)) || existsSync(join(dir, DEFAULT_JSONL_DIR));
+}
+
 /**
  * Where the command-line tool keeps its store when `--dir` is not given: `$PROXYTIER_DIR`, else
  * `$XDG_DATA_HOME/proxytier`, else `~/.local/share/proxytier`.

@@ -1,8 +1,7 @@
 // What every command shares: the global options, the logger, the store and its key, output.
-import { openDefaultStore } from '../default-store.js';
+import { defaultStoreDir, hasDefaultStore, openDefaultStore } from '../default-store.js';
 import type { ProxyCache } from '../proxy-cache.js';
 import { resolveKeyring, type ResolvedKeyring } from '../crypto/key-source.js';
-import { defaultStoreDir } from '../default-store.js';
 import { createStderrLogger, LOG_LEVELS, type Logger, type LogLevel } from '../logger.js';
 import { ProxyTierError } from '../errors.js';
 import type { Keyring } from '../crypto/keyring.js';
@@ -119,6 +118,28 @@ export class Cli {
       logger: quietNotices,
       sweepIntervalMs: 0,
     });
+  }
+
+  /**
+   * For a command that only reads or tidies a store: where `--dir` holds none (a mistyped path,
+   * a first run), fails with `E_NO_STORE`. Called before the key is resolved, so nothing is
+   * created, no database and no key file.
+   */
+  assertStoreExists(): void {
+    if (hasDefaultStore(this.dir)) return;
+    throw new CliError(
+      `no store in ${this.dir} (run "proxytier import" to create one, or check --dir)`,
+      'E_NO_STORE',
+    );
+  }
+
+  /** `withStore` for a store that must exist already (see `assertStoreExists`). */
+  async withExistingStore<T>(
+    use: (cache: ProxyCache) => Promise<T>,
+    keyring?: Keyring,
+  ): Promise<T> {
+    this.assertStoreExists();
+    return this.withStore(use, keyring);
   }
 
   /** Runs `use` with the store open and closes it afterwards, whatever happens. */

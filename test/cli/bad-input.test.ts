@@ -1,7 +1,9 @@
 // Bad input through the command-line tool: every problem is one clear line on standard error
 // with the documented exit code, bad records are counted with their line and reason, and
 // nothing already stored is lost.
+import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lines, sandbox, type Sandbox } from './helpers.js';
 
@@ -236,5 +238,33 @@ describe('bad input', () => {
     expect(stats.tiers[0]?.entries).toBe(99_003);
     const seed = await box.run(['get', 'http://192.0.2.1:8080', '--json']);
     expect(JSON.parse(seed.stdout)).toMatchObject({ has_credentials: true });
+  });
+});
+
+describe('a directory that holds no store', () => {
+  let box: Sandbox;
+  beforeAll(async () => {
+    box = await sandbox();
+  });
+  afterAll(() => box.cleanup());
+
+  it.each([
+    ['get', '192.0.2.1:8080'],
+    ['list'],
+    ['stats'],
+    ['history', '192.0.2.1:8080'],
+    ['export', 'out.jsonl'],
+    ['cleanup'],
+    ['compact'],
+  ])('%s exits 1 naming it, and creates nothing (no database, no key file)', async (...args) => {
+    const mistyped = join(box.root, 'sotre');
+    const result = await box.run(['--dir', mistyped, ...args], { noDir: true });
+    expect(result.code).toBe(1);
+    expect(lines(result.stderr)).toEqual([
+      `proxytier: E_NO_STORE: no store in ${mistyped} (run "proxytier import" to create one, or check --dir)`,
+    ]);
+    expect(existsSync(mistyped)).toBe(false);
+    expect(existsSync(box.keyFile)).toBe(false);
+    expect(existsSync(join(box.root, 'out.jsonl'))).toBe(false);
   });
 });

@@ -39,8 +39,9 @@ export async function exportCommand(
       `--secrets plain writes every credential in clear to ${destination}; treat it as a secret and delete it when done`,
     );
   }
+  cli.assertStoreExists();
   const { keyring } = await cli.storeKeyring();
-  const { exported } = await cli.withStore(async (cache) => {
+  const { exported } = await cli.withExistingStore(async (cache) => {
     const write = (output: Writable) => writeEntries(cli, cache, output, format, options, keyring);
     return toStdout ? write(process.stdout) : writeFileAtomically(file, write);
   }, keyring);

@@ -36,7 +36,7 @@ export async function keyOf(cache: ProxyCache, target: string): Promise<string> 
 // ---------------------------------------------------------------- get
 
 export async function getCommand(cli: Cli, target: string): Promise<void> {
-  await cli.withStore(async (cache) => {
+  await cli.withExistingStore(async (cache) => {
     const key = await keyOf(cache, target);
     // peek: no promotion, no statistics, no access-time change.
     const entry = await cache.peek(key);
@@ -120,7 +120,7 @@ export async function listCommand(cli: Cli, options: ListOptions): Promise<void>
       '--sort responseTime cannot be combined with --expired; sort expired entries by lastAccessed, lastHealthCheck or successRate',
     );
   }
-  await cli.withStore(async (cache) => {
+  await cli.withExistingStore(async (cache) => {
     const now = Date.now();
     const entries =
       options.expired === true
@@ -210,7 +210,7 @@ export function parseHealth(value: string, previous: HealthStatus[] | undefined)
 // ---------------------------------------------------------------- stats
 
 export async function statsCommand(cli: Cli): Promise<void> {
-  await cli.withStore(async (cache) => {
+  await cli.withExistingStore(async (cache) => {
     const stats = await cache.stats();
     if (cli.json) cli.outJson(stats);
     else cli.out(statsTable(stats));
@@ -256,7 +256,7 @@ export async function historyCommand(
   target: string,
   options: HistoryOptions,
 ): Promise<void> {
-  await cli.withStore(async (cache) => {
+  await cli.withExistingStore(async (cache) => {
     const key = await keyOf(cache, target);
     const rows = await cache.healthHistory(key, {
       limit: options.limit,
@@ -309,14 +309,14 @@ export function parseSince(value: string): number {
 // ---------------------------------------------------------------- cleanup, compact
 
 export async function cleanupCommand(cli: Cli): Promise<void> {
-  const removed = await cli.withStore((cache) => cache.sweepExpired());
+  const removed = await cli.withExistingStore((cache) => cache.sweepExpired());
   if (cli.json) cli.outJson({ removed });
   else cli.out(`removed ${removed} expired ${removed === 1 ? 'entry' : 'entries'}`);
 }
 
 export async function compactCommand(cli: Cli): Promise<void> {
   const started = Date.now();
-  const reports = await cli.withStore((cache) => cache.compact());
+  const reports = await cli.withExistingStore((cache) => cache.compact());
   if (cli.json) {
     cli.outJson({ tiers: reports });
     return;
