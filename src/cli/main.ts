@@ -33,6 +33,13 @@ import {
 } from './commands/inspect.js';
 import { keyGenerateCommand, keyRotateCommand } from './commands/key.js';
 import { migrateCommand } from './commands/migrate.js';
+import {
+  checkResultCommand,
+  clearCommand,
+  deleteCommand,
+  reportFailureCommand,
+  type CheckResultOptions,
+} from './commands/write.js';
 
 /** Exit codes (docs/cli.md): 0 success, 1 failure, 2 usage error. */
 export const EXIT_OK = 0;
@@ -297,6 +304,71 @@ the library sees its own counters with cache.stats().
     )
     .action((target: string, options: { limit: number; since?: number }, command: Command) =>
       historyCommand(cli(command), target, options),
+    );
+
+  withCommonOptions(
+    program
+      .command('delete')
+      .description('delete entries by key or proxy URL')
+      .argument('<key|url...>', 'cache keys or proxy URLs'),
+  )
+    .addHelpText(
+      'after',
+      `${example('proxytier delete 5767fc14bc03465a http://192.0.2.10:8080')}
+Exit 1 (E_NOT_FOUND) when one of them was not there; the others are deleted.
+`,
+    )
+    .action((targets: string[], _options: unknown, command: Command) =>
+      deleteCommand(cli(command), targets),
+    );
+
+  withCommonOptions(
+    program
+      .command('clear')
+      .description('remove every entry of the store (asks for --yes)')
+      .option('--yes', 'confirm: without it nothing is removed'),
+  )
+    .addHelpText('after', example('proxytier clear --yes'))
+    .action((options: { yes?: boolean }, command: Command) => clearCommand(cli(command), options));
+
+  withCommonOptions(
+    program
+      .command('report-failure')
+      .description('record a failed use of a proxy; at the threshold it is evicted')
+      .argument('<key|url>', 'a cache key or a proxy URL')
+      .option('--error <text>', 'what went wrong (kept in the health history)'),
+  )
+    .addHelpText(
+      'after',
+      example('proxytier report-failure http://192.0.2.10:8080 --error "HTTP 403 from target"'),
+    )
+    .action((target: string, options: { error?: string }, command: Command) =>
+      reportFailureCommand(cli(command), target, options),
+    );
+
+  withCommonOptions(
+    program
+      .command('check-result')
+      .description('record the result of a health check made outside proxytier')
+      .argument('<key|url>', 'a cache key or a proxy URL')
+      .addOption(
+        new Option('--status <status>', 'the result of the check')
+          .choices(['healthy', 'unhealthy'])
+          .makeOptionMandatory(),
+      )
+      .option('--ms <n>', 'its response time in milliseconds', nonNegativeInteger('--ms'))
+      .option('--url <url>', 'the URL it fetched through the proxy', 'cli')
+      .option('--error <text>', 'what went wrong, for a failed check'),
+  )
+    .addHelpText(
+      'after',
+      example(
+        'proxytier check-result 192.0.2.10:8080 --status healthy --ms 180',
+        'proxytier check-result 192.0.2.10:8080 --status unhealthy --error timeout --json',
+      ),
+    )
+    .action((target: string, options: CheckResultOptions, command: Command) =>
+      checkResultCommand(cli(command), target, options),
     );
 
   withCommonOptions(program.command('cleanup').description('remove the entries whose TTL ran out'))

@@ -256,6 +256,10 @@ describe('a directory that holds no store', () => {
     ['export', 'out.jsonl'],
     ['cleanup'],
     ['compact'],
+    ['delete', '192.0.2.1:8080'],
+    ['clear', '--yes'],
+    ['report-failure', '192.0.2.1:8080'],
+    ['check-result', '192.0.2.1:8080', '--status', 'healthy'],
   ])('%s exits 1 naming it, and creates nothing (no database, no key file)', async (...args) => {
     const mistyped = join(box.root, 'sotre');
     const result = await box.run(['--dir', mistyped, ...args], { noDir: true });

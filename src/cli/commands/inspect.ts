@@ -56,7 +56,7 @@ export async function getCommand(cli: Cli, target: string): Promise<void> {
 }
 
 /** The argument as messages show it: a key, or the canonical URL (never inline credentials). */
-function describeTarget(target: string, key: string): string {
+export function describeTarget(target: string, key: string): string {
   // A target that is not a held key and does not parse is shown through the redacting
   // formatter: it may be a URL with credentials that the parser could not take apart.
   if (target === key)

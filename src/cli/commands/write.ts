@@ -1,0 +1,117 @@
+// The commands that change entries from a shell script: delete, clear, report-failure and
+// check-result. Each is one call of the library on the store under --dir, which must exist.
+import type { HealthCheckStatus } from '../../tiers/tier.js';
+import { CliError, UsageError, type Cli } from '../context.js';
+import { redactedRecords } from '../format.js';
+import { describeTarget, keyOf } from './inspect.js';
+
+// ---------------------------------------------------------------- delete
+
+/** Deletes each entry named; exit 1 (`E_NOT_FOUND`) when some were not there, after the others. */
+export async function deleteCommand(cli: Cli, targets: string[]): Promise<void> {
+  const { deleted, missing } = await cli.withExistingStore(async (cache) => {
+    const done = { deleted: [] as string[], missing: [] as string[] };
+    for (const target of targets) {
+      const key = await keyOf(cache, target);
+      if (await cache.delete(key)) done.deleted.push(key);
+      else done.missing.push(describeTarget(target, key));
+    }
+    return done;
+  });
+  if (cli.json) cli.outJson({ deleted, missing });
+  else cli.out(`deleted ${deleted.length} of ${targets.length} ${plural(targets.length)}`);
+  if (missing.length > 0) {
+    throw new CliError(`no entry for ${missing.join(', ')}`, 'E_NOT_FOUND');
+  }
+}
+
+// ---------------------------------------------------------------- clear
+
+/** Removes every entry; refuses (a usage error) without `--yes`. */
+export async function clearCommand(cli: Cli, options: { yes?: boolean }): Promise<void> {
+  if (options.yes !== true) {
+    throw new UsageError(
+      `clear removes every entry of the store in ${cli.dir}; run it again with --yes to confirm`,
+    );
+  }
+  const removed = await cli.withExistingStore(async (cache) => {
+    // The command's store is one persistent tier (no memory tier in front): its count is all.
+    const before = (await cache.stats()).tiers[0]?.entries ?? 0;
+    await cache.clear();
+    return before;
+  });
+  if (cli.json) cli.outJson({ removed });
+  else cli.out(`removed ${removed} ${plural(removed)} from ${cli.dir}`);
+}
+
+// ---------------------------------------------------------------- report-failure
+
+/** Records one failed use of a proxy, as `cache.reportFailure` does. */
+export async function reportFailureCommand(
+  cli: Cli,
+  target: string,
+  options: { error?: string },
+): Promise<void> {
+  const report = await cli.withExistingStore(async (cache) => {
+    const key = await keyOf(cache, target);
+    const result = await cache.reportFailure(
+      key,
+      options.error === undefined ? {} : { error: options.error },
+    );
+    if (result === undefined) {
+      throw new CliError(`no live entry for ${describeTarget(target, key)}`, 'E_NOT_FOUND');
+    }
+    return result;
+  });
+  if (cli.json) {
+    cli.outJson(report);
+    return;
+  }
+  cli.out(
+    report.evicted
+      ? `failure ${report.failureCount} recorded for ${report.key}: the threshold is reached, the entry was evicted`
+      : `failure ${report.failureCount} recorded for ${report.key}`,
+  );
+}
+
+// ---------------------------------------------------------------- check-result
+
+export interface CheckResultOptions {
+  status: HealthCheckStatus;
+  ms?: number;
+  url: string;
+  error?: string;
+}
+
+/** Records the result of a health check made outside proxytier, as `recordHealthCheck` does. */
+export async function checkResultCommand(
+  cli: Cli,
+  target: string,
+  options: CheckResultOptions,
+): Promise<void> {
+  const entry = await cli.withExistingStore(async (cache) => {
+    const key = await keyOf(cache, target);
+    const updated = await cache.recordHealthCheck(key, {
+      status: options.status,
+      checkUrl: options.url,
+      ...(options.ms === undefined ? {} : { responseTimeMs: options.ms }),
+      ...(options.error === undefined ? {} : { error: options.error }),
+    });
+    if (updated === undefined) {
+      throw new CliError(`no live entry for ${describeTarget(target, key)}`, 'E_NOT_FOUND');
+    }
+    return updated;
+  });
+  if (cli.json) {
+    const [record] = await redactedRecords([entry]);
+    cli.outJson(record);
+    return;
+  }
+  cli.out(
+    `${options.status} check recorded for ${entry.key}: now ${entry.healthStatus} (${entry.totalHealthChecks} checks, ${entry.totalHealthCheckFailures} failed)`,
+  );
+}
+
+function plural(count: number): string {
+  return count === 1 ? 'entry' : 'entries';
+}
