@@ -23,7 +23,7 @@ export interface MigrationSource {
   /** The shard directory or database file. */
   path: string;
   kind: 'jsonl' | 'l2-sqlite' | 'l3-sqlite';
-  entries: { loaded: number; updated: number; skipped: number; failed: number };
+  entries: { loaded: number; updated: number; refreshed: number; skipped: number; failed: number };
   /** Health-history rows (L3 databases only). */
   history: { imported: number; skipped: number } | undefined;
   /** Reasons of the records that failed, with their line (JSONL) or row number. */
@@ -164,7 +164,7 @@ async function migrateShards(
   onProgress: (() => void) | undefined,
 ): Promise<MigrationSource> {
   const shards = (await readdir(dir)).filter((name) => /^shard_\d+\.jsonl$/.test(name)).sort();
-  const total = { loaded: 0, updated: 0, skipped: 0, failed: 0 };
+  const total = { loaded: 0, updated: 0, refreshed: 0, skipped: 0, failed: 0 };
   const failures: { line: number; reason: string }[] = [];
   for (const shard of shards) {
     const items = parseProxyRecords(createReadStream(join(dir, shard)), {
@@ -243,6 +243,7 @@ function pickCounts(summary: ImportSummary): MigrationSource['entries'] {
   return {
     loaded: summary.loaded,
     updated: summary.updated,
+    refreshed: summary.refreshed,
     skipped: summary.skipped,
     failed: summary.failed,
   };
@@ -251,6 +252,7 @@ function pickCounts(summary: ImportSummary): MigrationSource['entries'] {
 function addSummary(total: MigrationSource['entries'], summary: ImportSummary): void {
   total.loaded += summary.loaded;
   total.updated += summary.updated;
+  total.refreshed += summary.refreshed;
   total.skipped += summary.skipped;
   total.failed += summary.failed;
 }

@@ -193,6 +193,11 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
     return this.#keyring;
   }
 
+  /** The clock the cache reads time from (import reads it too, so a test clock governs both). */
+  get clock(): Clock {
+    return this.#clock;
+  }
+
   /** The tiers, fastest first. */
   get tiers(): readonly Tier[] {
     return this.#stack.slots.map((slot) => slot.tier);

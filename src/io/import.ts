@@ -76,9 +76,14 @@ export interface ParseOptions {
 export interface ImportSummary {
   /** Records stored under a key the cache did not hold. */
   loaded: number;
-  /** Records that replaced an entry the cache held (`peek`) with different fields. */
+  /** Records that replaced a live entry the cache held (`peek`) with different fields. */
   updated: number;
-  /** Records identical to what the cache held (for example the same proxy twice in one input). */
+  /**
+   * Records without times of their own whose stored entry had expired: stored again with a new
+   * fetch time and expiry, even when identical, as proxywhirl's `warm_from_file` does.
+   */
+  refreshed: number;
+  /** Records identical to a live entry the cache held (for example the same proxy twice in one input). */
   skipped: number;
   /** Records not stored: malformed, invalid, or refused by the cache. */
   failed: number;
@@ -525,7 +530,14 @@ export async function importRecords(
       `"maxErrors" must be a non-negative integer, got ${String(maxErrors)}`,
     );
   }
-  const summary: ImportSummary = { loaded: 0, updated: 0, skipped: 0, failed: 0, failures: [] };
+  const summary: ImportSummary = {
+    loaded: 0,
+    updated: 0,
+    refreshed: 0,
+    skipped: 0,
+    failed: 0,
+    failures: [],
+  };
   const onProgress = options.onProgress;
   let done = 0;
   // A throwing callback stops the import (after the writes in flight) instead of being taken for
@@ -552,13 +564,22 @@ export async function importRecords(
 
   const store = async (line: number, input: ProxyEntryInput, candidate: ProxyEntry) => {
     try {
-      // Expired entries count too: importing the same expired record again changes nothing.
+      // An expired stored entry is stored again, with a new fetch time and expiry, even when the
+      // record matches it: the user re-imports a list to have its proxies back, not to be told
+      // they are there already. A record that states its own times (an export, a migration) is
+      // compared as it is, so importing it twice still changes nothing.
       const existing = await cache.peek(candidate.key, { includeExpired: true });
-      if (existing !== undefined && sameAsStored(input, candidate, existing)) {
+      const expired =
+        existing !== undefined &&
+        existing.expiresAt <= cache.clock.now() &&
+        input.fetchTime === undefined &&
+        input.expiresAt === undefined;
+      if (existing !== undefined && !expired && sameAsStored(input, candidate, existing)) {
         summary.skipped += 1;
       } else {
         await cache.put(input);
         if (existing === undefined) summary.loaded += 1;
+        else if (expired) summary.refreshed += 1;
         else summary.updated += 1;
       }
       finished();
@@ -579,7 +600,7 @@ export async function importRecords(
       }
       let candidate: ProxyEntry;
       try {
-        defaults.now = Date.now();
+        defaults.now = cache.clock.now();
         candidate = createEntry(item.input, defaults);
       } catch (error) {
         fail(item.line, `line ${item.line}: ${describeEntryError(error)}`);

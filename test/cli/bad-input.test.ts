@@ -123,7 +123,7 @@ describe('bad input', () => {
     await writeFile(box.path('bad.txt'), 'not a proxy\nftp://192.0.2.1:21\n');
     const result = await box.run(['import', 'bad.txt']);
     expect(result.code).toBe(1);
-    expect(result.stdout).toContain('0 loaded, 0 updated, 0 skipped, 2 failed');
+    expect(result.stdout).toContain('0 loaded, 0 updated, 0 refreshed, 0 skipped, 2 failed');
     expect(result.stdout).toContain('line 2: "proxy URL" has unsupported scheme "ftp"');
     expect(lines(result.stderr)).toEqual([
       expect.stringMatching(
@@ -199,7 +199,13 @@ describe('bad input', () => {
       'proxytier: 1000 of 100000 records failed; the others were imported',
     ]);
     const summary = JSON.parse(result.stdout) as ImportJson;
-    expect(summary).toMatchObject({ loaded: 99_000, updated: 0, skipped: 0, failed: 1_000 });
+    expect(summary).toMatchObject({
+      loaded: 99_000,
+      updated: 0,
+      refreshed: 0,
+      skipped: 0,
+      failed: 1_000,
+    });
     expect(summary.failures).toHaveLength(1_000);
     expect(summary.failures.map((failure) => failure.line)).toEqual(
       Array.from({ length: 1_000 }, (_, i) => (i + 1) * 100),
@@ -226,7 +232,7 @@ describe('bad input', () => {
     expect(again.code).toBe(0);
     const out = lines(again.stdout);
     expect(out[0]).toBe(
-      'imported big.jsonl (jsonl): 0 loaded, 0 updated, 99000 skipped, 1000 failed',
+      'imported big.jsonl (jsonl): 0 loaded, 0 updated, 0 refreshed, 99000 skipped, 1000 failed',
     );
     expect(out[1]).toBe('1000 records were not imported:');
     expect(out.slice(2, 22)).toHaveLength(20);

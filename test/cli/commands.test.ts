@@ -442,7 +442,7 @@ describe('help, version, default store, demo', () => {
     });
     expect(onTerminal.status).toBe(0);
     expect(onTerminal.stdout).toMatch(/importing \[[=-]+\] \d+% \| \d+\/\d+/);
-    expect(onTerminal.stdout).toContain('8000 loaded, 0 updated, 0 skipped, 0 failed');
+    expect(onTerminal.stdout).toContain('8000 loaded, 0 updated, 0 refreshed, 0 skipped, 0 failed');
     // The same on a pipe, or with --quiet on a terminal: no bar.
     const piped = await box.run(['import', 'many.txt'], {
       noDir: true,
@@ -464,7 +464,7 @@ describe('help, version, default store, demo', () => {
     });
     expect(first.code, first.stderr).toBe(0);
     expect(first.stdout).toMatch(
-      /imported .*proxies\.txt \(text\): 12 loaded, 0 updated, 0 skipped, 0 failed/,
+      /imported .*proxies\.txt \(text\): 12 loaded, 0 updated, 0 refreshed, 0 skipped, 0 failed/,
     );
     expect(first.stdout).toContain('read back 12 of 12 example proxies');
     expect(first.stdout).toMatch(/^TIER\s+ENTRIES\s+HITS/m);
@@ -475,6 +475,6 @@ describe('help, version, default store, demo', () => {
       env: { PROXYTIER_DIR: box.path('demo') },
     });
     expect(second.code).toBe(0);
-    expect(second.stdout).toContain('0 loaded, 0 updated, 12 skipped, 0 failed');
+    expect(second.stdout).toContain('0 loaded, 0 updated, 0 refreshed, 12 skipped, 0 failed');
   });
 });

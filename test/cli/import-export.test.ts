@@ -49,7 +49,14 @@ describe('import: every input format', () => {
       ].join('\n'),
     );
     const result = await box.json<ImportJson>(['import', 'list.txt', '--source', 'list-a']);
-    expect(result).toMatchObject({ format: 'text', loaded: 4, updated: 0, skipped: 0, failed: 0 });
+    expect(result).toMatchObject({
+      format: 'text',
+      loaded: 4,
+      updated: 0,
+      refreshed: 0,
+      skipped: 0,
+      failed: 0,
+    });
     const all = await plainExport(box);
     const bob = [...all.values()].find((record) => record['proxy_url'] === 'http://192.0.2.4:8000');
     expect(bob).toMatchObject({ username: 'bob', password: 'pa:ss', source: 'list-a' });
@@ -114,16 +121,16 @@ describe('import: every input format', () => {
 
   it('counts the same list again as skipped, and a changed record as updated', async () => {
     const again = await box.json<ImportJson>(['import', 'list.txt', '--source', 'list-a']);
-    expect(again).toMatchObject({ loaded: 0, updated: 0, skipped: 4, failed: 0 });
+    expect(again).toMatchObject({ loaded: 0, updated: 0, refreshed: 0, skipped: 4, failed: 0 });
     const moved = await box.json<ImportJson>(['import', 'list.txt', '--source', 'list-b']);
-    expect(moved).toMatchObject({ loaded: 0, updated: 4, skipped: 0 });
+    expect(moved).toMatchObject({ loaded: 0, updated: 4, refreshed: 0, skipped: 0 });
   });
 
   it('prints a readable summary without --json', async () => {
     const result = await box.run(['import', 'list.txt', '--source', 'list-b']);
     expect(result.code).toBe(0);
     expect(result.stdout).toBe(
-      'imported list.txt (text): 0 loaded, 0 updated, 4 skipped, 0 failed\n',
+      'imported list.txt (text): 0 loaded, 0 updated, 0 refreshed, 4 skipped, 0 failed\n',
     );
   });
 });
@@ -181,7 +188,7 @@ describe('export', () => {
           const back = await plainExport(other, ['--include-expired']);
           expect(back).toEqual(original);
           const again = await other.json<ImportJson>(['import', box.path(file)]);
-          expect(again).toMatchObject({ loaded: 0, updated: 0, skipped: 40 });
+          expect(again).toMatchObject({ loaded: 0, updated: 0, refreshed: 0, skipped: 40 });
         } finally {
           await other.cleanup();
         }

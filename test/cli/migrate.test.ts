@@ -29,7 +29,13 @@ interface Report {
   sources: {
     path: string;
     kind: string;
-    entries: { loaded: number; updated: number; skipped: number; failed: number };
+    entries: {
+      loaded: number;
+      updated: number;
+      refreshed: number;
+      skipped: number;
+      failed: number;
+    };
     history: { imported: number; skipped: number } | null;
   }[];
 }
@@ -135,6 +141,7 @@ describe('migrate', () => {
       expect(item.entries).toEqual({
         loaded: 0,
         updated: 0,
+        refreshed: 0,
         skipped: expected.entries.length,
         failed: 0,
       });

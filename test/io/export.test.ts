@@ -302,7 +302,14 @@ describe('round trip: export, then import into a fresh cache', () => {
           target,
           parseProxyRecords(chunks(text, 13), { format, keyring }),
         );
-        expect(summary).toEqual({ loaded: 4, updated: 0, skipped: 0, failed: 0, failures: [] });
+        expect(summary).toEqual({
+          loaded: 4,
+          updated: 0,
+          refreshed: 0,
+          skipped: 0,
+          failed: 0,
+          failures: [],
+        });
         const restored = (await entriesOf(target)).map(plainFields);
         expect(restored).toEqual((await entriesOf(source)).map(plainFields));
         expect(NASTY_PASSWORD).toHaveLength(200);
@@ -312,7 +319,7 @@ describe('round trip: export, then import into a fresh cache', () => {
           target,
           parseProxyRecords(chunks(text, 4096), { format, keyring }),
         );
-        expect(again).toMatchObject({ loaded: 0, updated: 0, skipped: 4, failed: 0 });
+        expect(again).toMatchObject({ loaded: 0, updated: 0, refreshed: 0, skipped: 4, failed: 0 });
         await source.close();
         await target.close();
       });

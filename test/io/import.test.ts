@@ -5,6 +5,7 @@ import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/clock.js';
 import { Keyring } from '../../src/crypto/keyring.js';
 import { ImportAbortedError, InvalidOptionError } from '../../src/errors.js';
 import { exportRecords } from '../../src/io/export.js';
@@ -45,13 +46,20 @@ describe('importRecords', () => {
       cache,
       parse('10.0.0.1:80\n10.0.0.2:80\n10.0.0.1:80\nhttp://u:p@10.0.0.3:80\n'),
     );
-    expect(first).toEqual({ loaded: 3, updated: 0, skipped: 1, failed: 0, failures: [] });
+    expect(first).toEqual({
+      loaded: 3,
+      updated: 0,
+      refreshed: 0,
+      skipped: 1,
+      failed: 0,
+      failures: [],
+    });
 
     // Stored entries gather statistics; a re-import of the same list changes nothing.
     const key1 = deriveKey('http://10.0.0.1:80');
     await cache.get(key1);
     const again = await importRecords(cache, parse('10.0.0.1:80\nhttp://u:p@10.0.0.3:80\n'));
-    expect(again).toMatchObject({ loaded: 0, updated: 0, skipped: 2, failed: 0 });
+    expect(again).toMatchObject({ loaded: 0, updated: 0, refreshed: 0, skipped: 2, failed: 0 });
     expect((await cache.peek(key1))?.accessCount).toBe(1);
 
     // A new password, or credentials dropped, is a change; the later record wins.
@@ -60,7 +68,7 @@ describe('importRecords', () => {
       cache,
       parse('http://u:new@10.0.0.3:80\n10.0.0.2:80\nhttp://u:newer@10.0.0.3:80\n'),
     );
-    expect(changed).toMatchObject({ loaded: 0, updated: 2, skipped: 1, failed: 0 });
+    expect(changed).toMatchObject({ loaded: 0, updated: 2, refreshed: 0, skipped: 1, failed: 0 });
     expect((await cache.peek(key3))?.password?.reveal()).toBe('newer');
     await cache.close();
   });
@@ -77,7 +85,7 @@ describe('importRecords', () => {
       line({ source: 'b', fetch_time: '2099-11-01T13:01:55.000001+00:00' }),
     ].join('\n');
     const summary = await importRecords(cache, parse(text, 'jsonl'));
-    expect(summary).toMatchObject({ loaded: 1, updated: 2, skipped: 3, failed: 0 });
+    expect(summary).toMatchObject({ loaded: 1, updated: 2, refreshed: 0, skipped: 3, failed: 0 });
     const entry = await cache.peek(deriveKey('http://10.0.0.9:80'));
     expect(entry?.source).toBe('b');
     expect(entry?.fetchTime).toBe(Date.parse('2099-11-01T13:01:55Z') + 0.001);
@@ -115,7 +123,13 @@ describe('importRecords', () => {
       onProgress: (done) => progress.push(done),
       concurrency: 8,
     });
-    expect(summary).toMatchObject({ loaded: 40, updated: 280, skipped: 0, failed: 0 });
+    expect(summary).toMatchObject({
+      loaded: 40,
+      updated: 280,
+      refreshed: 0,
+      skipped: 0,
+      failed: 0,
+    });
     expect(progress.at(-1)).toBe(320);
     expect(maxInFlight).toBeGreaterThan(1);
     expect(maxInFlight).toBeLessThanOrEqual(8);
@@ -139,6 +153,7 @@ describe('importRecords', () => {
     expect(summary).toEqual({
       loaded: 1,
       updated: 0,
+      refreshed: 0,
       skipped: 0,
       failed: 2,
       failures: [
@@ -171,6 +186,55 @@ describe('importRecords', () => {
     const stored = await cache.get(deriveKey('http://10.0.0.3:8080'));
     expect(stored?.password?.reveal()).toBe('ok%');
     expect(stored?.username?.reveal()).toBe('tab\there');
+    await cache.close();
+  });
+
+  it('refreshes expired entries on a re-import (new fetch time and expiry from the cache clock)', async () => {
+    const start = Date.parse('2026-11-01T12:00:00Z');
+    const clock = new ManualClock(start);
+    const cache = await openCache({ clock });
+    const list = 'http://u:p@10.0.0.1:80\n10.0.0.2:80\n';
+    const first = await importRecords(
+      cache,
+      parseProxyRecords(chunks(list), { format: 'text', ttlSeconds: 60 }),
+    );
+    expect(first).toMatchObject({ loaded: 2, refreshed: 0, skipped: 0 });
+    expect((await cache.peek(deriveKey('http://10.0.0.1:80')))?.fetchTime).toBe(start);
+    await clock.advance(61_000);
+    expect(await cache.query({})).toEqual([]);
+    const again = await importRecords(
+      cache,
+      parseProxyRecords(chunks(list), { format: 'text', ttlSeconds: 60 }),
+    );
+    expect(again).toMatchObject({ loaded: 0, updated: 0, refreshed: 2, skipped: 0, failed: 0 });
+    const live = await cache.query({});
+    expect(live).toHaveLength(2);
+    for (const entry of live) {
+      expect(entry.fetchTime).toBe(start + 61_000);
+      expect(entry.expiresAt).toBe(start + 121_000);
+    }
+    expect(live.find((entry) => entry.username !== undefined)?.password?.reveal()).toBe('p');
+    // Live now: the same list once more changes nothing.
+    const third = await importRecords(
+      cache,
+      parseProxyRecords(chunks(list), { format: 'text', ttlSeconds: 60 }),
+    );
+    expect(third).toMatchObject({ refreshed: 0, skipped: 2 });
+    await cache.close();
+  });
+
+  it('compares a record with its own times (an export) as it is, even over an expired entry', async () => {
+    const clock = new ManualClock(Date.parse('2026-11-01T12:00:00Z'));
+    const cache = await openCache({ clock });
+    const line = JSON.stringify({
+      proxy_url: 'http://10.0.0.9:80',
+      fetch_time: '2026-11-01T10:00:00+00:00',
+      expires_at: '2026-11-01T11:00:00+00:00',
+    });
+    const once = await importRecords(cache, parseProxyRecords(chunks(line), { format: 'jsonl' }));
+    expect(once).toMatchObject({ loaded: 1 });
+    const twice = await importRecords(cache, parseProxyRecords(chunks(line), { format: 'jsonl' }));
+    expect(twice).toMatchObject({ loaded: 0, refreshed: 0, skipped: 1 });
     await cache.close();
   });
 
@@ -223,6 +287,7 @@ describe('importRecords', () => {
       expect(await importRecords(cache, parse('', format))).toEqual({
         loaded: 0,
         updated: 0,
+        refreshed: 0,
         skipped: 0,
         failed: 0,
         failures: [],

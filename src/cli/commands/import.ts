@@ -112,7 +112,7 @@ export async function importInto(
 /** The summary lines of an import: counts, then the first failures. */
 export function importSummaryText(result: ImportResult): string {
   const lines = [
-    `imported ${result.input} (${result.format}): ${result.loaded} loaded, ${result.updated} updated, ${result.skipped} skipped, ${result.failed} failed`,
+    `imported ${result.input} (${result.format}): ${result.loaded} loaded, ${result.updated} updated, ${result.refreshed} refreshed, ${result.skipped} skipped, ${result.failed} failed`,
   ];
   if (result.failed > 0) {
     lines.push(
@@ -143,7 +143,7 @@ export async function importCommand(
   );
   if (cli.json) cli.outJson(result);
   else cli.out(importSummaryText(result));
-  const stored = result.loaded + result.updated + result.skipped;
+  const stored = result.loaded + result.updated + result.refreshed + result.skipped;
   if (result.failed > 0 && stored === 0) {
     throw new CliError(
       `none of the ${result.failed} records of ${result.input} could be imported (first: ${result.failures[0]?.reason ?? '?'})`,
