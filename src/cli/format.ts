@@ -3,6 +3,11 @@ import { Writable } from 'node:stream';
 import { exportRecords } from '../io/export.js';
 import type { ProxyEntry } from '../record/entry.js';
 
+/** `entry` or `entries`, for `count` of them. */
+export function entriesWord(count: number): string {
+  return count === 1 ? 'entry' : 'entries';
+}
+
 /** Rows as aligned columns, two spaces apart, with no trailing spaces. */
 export function table(header: string[], rows: string[][]): string {
   const all = [header, ...rows];

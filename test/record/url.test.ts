@@ -8,6 +8,17 @@ import {
 } from '../../src/record/url.js';
 
 describe('canonicalizeProxyUrl', () => {
+  /** The error `canonicalizeProxyUrl(input)` throws (the test fails when it throws none). */
+  function errorOf(input: string): InvalidProxyUrlError {
+    try {
+      canonicalizeProxyUrl(input);
+    } catch (error) {
+      expect(error).toBeInstanceOf(InvalidProxyUrlError);
+      return error as InvalidProxyUrlError;
+    }
+    throw new Error(`canonicalizeProxyUrl(${JSON.stringify(input)}) did not throw`);
+  }
+
   it.each([
     ['http://10.0.0.1:8080', 'http://10.0.0.1:8080'],
     ['HTTP://Example.COM:3128', 'http://example.com:3128'],
@@ -48,28 +59,11 @@ describe('canonicalizeProxyUrl', () => {
     ['http://10.0.0.1:99999', 'is not a valid URL'],
     ['http://user:hunter2@10.0.0.1:99999', 'is not a valid URL'],
   ])('rejects %j with a message naming the problem', (input, message) => {
-    let error: unknown;
-    try {
-      canonicalizeProxyUrl(input);
-    } catch (caught) {
-      error = caught;
-    }
-    expect(error).toBeInstanceOf(InvalidProxyUrlError);
+    const error = errorOf(input);
     expect(error).toMatchObject({ code: 'E_INVALID_PROXY_URL', field: 'proxyUrl' });
-    expect((error as Error).message).toContain(message);
-    expect((error as Error).message).not.toContain('hunter2');
+    expect(error.message).toContain(message);
+    expect(error.message).not.toContain('hunter2');
   });
-
-  /** The error `canonicalizeProxyUrl(input)` throws (the test fails when it throws none). */
-  function errorOf(input: string): InvalidProxyUrlError {
-    try {
-      canonicalizeProxyUrl(input);
-    } catch (error) {
-      expect(error).toBeInstanceOf(InvalidProxyUrlError);
-      return error as InvalidProxyUrlError;
-    }
-    throw new Error(`canonicalizeProxyUrl(${JSON.stringify(input)}) did not throw`);
-  }
 
   it.each([
     ['http://bob:50%off@10.0.0.1:8080', 'password'],

@@ -5,6 +5,7 @@ import type { ProxyCache } from '../../proxy-cache.js';
 import type { Keyring } from '../../crypto/keyring.js';
 import { writeFileAtomically } from '../atomic-file.js';
 import type { Cli } from '../context.js';
+import { entriesWord } from '../format.js';
 import { jobProgress } from '../progress.js';
 
 export interface ExportCommandOptions {
@@ -41,7 +42,7 @@ export async function exportCommand(
   }
   cli.assertStoreExists();
   const { keyring } = await cli.storeKeyring();
-  const { exported } = await cli.withExistingStore(async (cache) => {
+  const { exported } = await cli.withStore(async (cache) => {
     const write = (output: Writable) => writeEntries(cli, cache, output, format, options, keyring);
     return toStdout ? write(process.stdout) : writeFileAtomically(file, write);
   }, keyring);
@@ -55,13 +56,13 @@ export async function exportCommand(
   if (toStdout) {
     // Standard output holds the data: the count goes to standard error.
     cli.notice(
-      `exported ${exported} ${exported === 1 ? 'entry' : 'entries'} (${format}, secrets ${options.secrets})`,
+      `exported ${exported} ${entriesWord(exported)} (${format}, secrets ${options.secrets})`,
     );
   } else if (cli.json) {
     cli.outJson(summary);
   } else {
     cli.out(
-      `exported ${exported} ${exported === 1 ? 'entry' : 'entries'} to ${file} (${format}, secrets ${options.secrets})`,
+      `exported ${exported} ${entriesWord(exported)} to ${file} (${format}, secrets ${options.secrets})`,
     );
   }
 }

@@ -9,6 +9,7 @@ import { formatIsoTime, parseTimeText } from '../../io/time.js';
 import { CliError, UsageError, type Cli } from '../context.js';
 import {
   duration,
+  entriesWord,
   expiresIn,
   fields,
   hasCredentials,
@@ -18,13 +19,16 @@ import {
   time,
 } from '../format.js';
 
+/** What `deriveKey` makes: 16 hex digits. */
+const DERIVED_KEY = /^[0-9a-f]{16}$/i;
+
 /**
  * The cache key a command argument names: the argument itself when it is a key the store holds
  * or looks like one (16 hex digits), else the key of the proxy URL it is (canonicalised first,
  * so `HTTP://Host:80` and `http://host:80` name the same proxy; inline credentials are dropped).
  */
 export async function keyOf(cache: ProxyCache, target: string): Promise<string> {
-  if (/^[0-9a-f]{16}$/i.test(target)) return target.toLowerCase();
+  if (DERIVED_KEY.test(target)) return target.toLowerCase();
   if (await cache.has(target)) return target;
   try {
     return deriveKey(canonicalizeProxyUrl(target).url);
@@ -41,10 +45,7 @@ export async function getCommand(cli: Cli, target: string): Promise<void> {
     // peek: no promotion, no statistics, no access-time change.
     const entry = await cache.peek(key);
     if (entry === undefined) {
-      throw new CliError(
-        `no live entry for ${describeTarget(target, key)} (expired entries are listed by "proxytier list --expired")`,
-        'E_NOT_FOUND',
-      );
+      throw noLiveEntry(target, key, ' (expired entries are listed by "proxytier list --expired")');
     }
     const [record] = await redactedRecords([entry]);
     if (cli.json) {
@@ -60,12 +61,17 @@ export function describeTarget(target: string, key: string): string {
   // A target that is not a held key and does not parse is shown through the redacting
   // formatter: it may be a URL with credentials that the parser could not take apart.
   if (target === key)
-    return /^[0-9a-f]{16}$/.test(key) ? `key ${key}` : `key ${describeWithoutCredentials(key)}`;
+    return DERIVED_KEY.test(key) ? `key ${key}` : `key ${describeWithoutCredentials(key)}`;
   try {
     return `${canonicalizeProxyUrl(target).url} (key ${key})`;
   } catch {
     return `key ${key}`;
   }
+}
+
+/** The `E_NOT_FOUND` error of a command whose target holds no live entry. */
+export function noLiveEntry(target: string, key: string, hint = ''): CliError {
+  return new CliError(`no live entry for ${describeTarget(target, key)}${hint}`, 'E_NOT_FOUND');
 }
 
 /** Every field of one entry, credentials as yes/no. */
@@ -311,7 +317,7 @@ export function parseSince(value: string): number {
 export async function cleanupCommand(cli: Cli): Promise<void> {
   const removed = await cli.withExistingStore((cache) => cache.sweepExpired());
   if (cli.json) cli.outJson({ removed });
-  else cli.out(`removed ${removed} expired ${removed === 1 ? 'entry' : 'entries'}`);
+  else cli.out(`removed ${removed} expired ${entriesWord(removed)}`);
 }
 
 export async function compactCommand(cli: Cli): Promise<void> {

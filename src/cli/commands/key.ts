@@ -5,6 +5,7 @@ import { resolveKeyring, writeKeyFile } from '../../crypto/key-source.js';
 import type { Keyring } from '../../crypto/keyring.js';
 import type { ProxyCache, TokenReport } from '../../proxy-cache.js';
 import { CliError, type Cli } from '../context.js';
+import { entriesWord } from '../format.js';
 import { jobProgress } from '../progress.js';
 
 export async function keyGenerateCommand(cli: Cli, options: { output?: string }): Promise<void> {
@@ -144,7 +145,7 @@ async function reencrypt(
   const stats = await cache.stats();
   const total = Math.max(0, ...stats.tiers.map((tier) => tier.entries ?? 0));
   cli.notice(
-    `re-encrypting the credentials of ${total} stored ${total === 1 ? 'entry' : 'entries'} under key ${keyring.current.fingerprint}`,
+    `re-encrypting the credentials of ${total} stored ${entriesWord(total)} under key ${keyring.current.fingerprint}`,
   );
   const progress = jobProgress({ label: 're-encrypting', total, quiet: cli.quiet });
   let result;

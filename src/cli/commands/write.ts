@@ -2,8 +2,8 @@
 // check-result. Each is one call of the library on the store under --dir, which must exist.
 import type { HealthCheckStatus } from '../../tiers/tier.js';
 import { CliError, UsageError, type Cli } from '../context.js';
-import { redactedRecords } from '../format.js';
-import { describeTarget, keyOf } from './inspect.js';
+import { entriesWord, redactedRecords } from '../format.js';
+import { describeTarget, keyOf, noLiveEntry } from './inspect.js';
 
 // ---------------------------------------------------------------- delete
 
@@ -19,7 +19,7 @@ export async function deleteCommand(cli: Cli, targets: string[]): Promise<void> 
     return done;
   });
   if (cli.json) cli.outJson({ deleted, missing });
-  else cli.out(`deleted ${deleted.length} of ${targets.length} ${plural(targets.length)}`);
+  else cli.out(`deleted ${deleted.length} of ${targets.length} ${entriesWord(targets.length)}`);
   if (missing.length > 0) {
     throw new CliError(`no entry for ${missing.join(', ')}`, 'E_NOT_FOUND');
   }
@@ -41,7 +41,7 @@ export async function clearCommand(cli: Cli, options: { yes?: boolean }): Promis
     return before;
   });
   if (cli.json) cli.outJson({ removed });
-  else cli.out(`removed ${removed} ${plural(removed)} from ${cli.dir}`);
+  else cli.out(`removed ${removed} ${entriesWord(removed)} from ${cli.dir}`);
 }
 
 // ---------------------------------------------------------------- report-failure
@@ -58,9 +58,7 @@ export async function reportFailureCommand(
       key,
       options.error === undefined ? {} : { error: options.error },
     );
-    if (result === undefined) {
-      throw new CliError(`no live entry for ${describeTarget(target, key)}`, 'E_NOT_FOUND');
-    }
+    if (result === undefined) throw noLiveEntry(target, key);
     return result;
   });
   if (cli.json) {
@@ -97,9 +95,7 @@ export async function checkResultCommand(
       ...(options.ms === undefined ? {} : { responseTimeMs: options.ms }),
       ...(options.error === undefined ? {} : { error: options.error }),
     });
-    if (updated === undefined) {
-      throw new CliError(`no live entry for ${describeTarget(target, key)}`, 'E_NOT_FOUND');
-    }
+    if (updated === undefined) throw noLiveEntry(target, key);
     return updated;
   });
   if (cli.json) {
@@ -110,8 +106,4 @@ export async function checkResultCommand(
   cli.out(
     `${options.status} check recorded for ${entry.key}: now ${entry.healthStatus} (${entry.totalHealthChecks} checks, ${entry.totalHealthCheckFailures} failed)`,
   );
-}
-
-function plural(count: number): string {
-  return count === 1 ? 'entry' : 'entries';
 }
