@@ -23,7 +23,7 @@ import process from 'node:process';
 import { createInterface } from 'node:readline';
 import { setImmediate, setTimeout } from 'node:timers';
 import { JsonlTier } from '../../dist/tiers/jsonl/index.js';
-import { FileLock } from '../../dist/tiers/jsonl/lock.js';
+import { FileLock } from '../../dist/file-lock.js';
 import {
   createEntry,
   Keyring,

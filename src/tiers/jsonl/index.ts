@@ -38,7 +38,7 @@ import {
 import { copyRecords, type CompactionReport } from './compaction.js';
 import { encodeHint, readHint, tailCrc } from './hint.js';
 import { KeyDir } from './keydir.js';
-import { FileLock, removeStaleAsides } from './lock.js';
+import { FileLock, removeStaleAsides } from '../../file-lock.js';
 import { fsyncDir, LogFile, readAt, scanRange, writeAll } from './log.js';
 import {
   resolveJsonlOptions,

@@ -1,11 +1,12 @@
-// Advisory lock files between processes on one host (Node has no flock). A lock is a file created
+// Advisory lock files between processes on one host (Node has no flock), used by the JSONL
+// tier for its shards and by key rotation for the key file and the store. A lock is a file created
 // with O_CREAT|O_EXCL ('wx') holding {pid, process start time, host, nonce}; it is stale when its
 // process is gone (or a different process now has that pid). Waiters poll with a short backoff
 // and append one byte to the lock file so the holder knows to hand it over soon. See docs/jsonl.md.
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { hostname } from 'node:os';
-import { LockTimeoutError } from '../../errors.js';
+import { LockTimeoutError } from './errors.js';
 
 /** What a lock file says about its holder. */
 interface LockOwner {
@@ -90,6 +91,7 @@ interface Busy {
  */
 export class FileLock {
   readonly path: string;
+  /** Named in the timeout error: the tier, or what the lock guards. */
   readonly #tierName: string;
   readonly #timeoutMs: number;
   #fd: number | undefined;
