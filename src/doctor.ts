@@ -3,7 +3,7 @@
 import { promises as fs } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { generateFernetKey } from './crypto/fernet.js';
-import { resolveKeyring, type KeySource } from './crypto/key-source.js';
+import { KEY_VARIABLES, resolveKeyring, type KeySource } from './crypto/key-source.js';
 import { Keyring } from './crypto/keyring.js';
 import { DEFAULT_DATABASE_FILE, DEFAULT_JSONL_DIR } from './default-store.js';
 import { ProxyTierError } from './errors.js';
@@ -74,13 +74,6 @@ export interface DiagnoseOptions {
   env?: Record<string, string | undefined>;
 }
 
-const KEY_VARIABLES = [
-  'PROXYTIER_ENCRYPTION_KEY',
-  'PROXYTIER_PREVIOUS_KEYS',
-  'PROXYWHIRL_CACHE_ENCRYPTION_KEY',
-  'PROXYWHIRL_CACHE_KEY_PREVIOUS',
-];
-
 /**
  * Diagnoses the store in `dir` and its key: that each tier opens and answers, where the key comes
  * from (its fingerprint, never the key), the modes of the key file (0600) and its directory
@@ -104,10 +97,9 @@ export async function diagnose(options: DiagnoseOptions): Promise<Diagnosis> {
   let keyring: Keyring | undefined;
   let keyProblem: string | undefined;
   try {
-    const envForKey = options.keyFile === undefined ? env : withoutKeyVariables(env);
     const found = await resolveKeyring({
-      keyFile: options.keyFile,
-      env: envForKey,
+      ...(options.keyFile === undefined ? {} : { keyFile: options.keyFile }),
+      env,
       logger: silent,
       create: false,
     });
@@ -157,7 +149,7 @@ export async function diagnose(options: DiagnoseOptions): Promise<Diagnosis> {
     problems.push({
       severity: 'warning',
       what: `no usable encryption key: ${keyProblem}`,
-      fix: 'restore the key file from its backup, set PROXYTIER_ENCRYPTION_KEY, or point --key-file at the key; with no key at all, one is created the first time a command stores a proxy',
+      fix: `restore the key file from its backup, set ${KEY_VARIABLES.key}, or point --key-file at the key; with no key at all, one is created the first time a command stores a proxy`,
     });
   }
 
@@ -320,14 +312,6 @@ async function exists(path: string): Promise<boolean> {
 
 function octal(mode: number): string {
   return `0${mode.toString(8).padStart(3, '0')}`;
-}
-
-function withoutKeyVariables(
-  env: Record<string, string | undefined>,
-): Record<string, string | undefined> {
-  const copy = { ...env };
-  for (const name of KEY_VARIABLES) delete copy[name];
-  return copy;
 }
 
 function errorText(error: unknown): string {

@@ -50,6 +50,23 @@ export class KeyUnavailableError extends ProxyTierError {
   override readonly code = 'E_KEY_UNAVAILABLE';
 }
 
+/**
+ * A key rotation cannot start or finish: the keys come from a source proxytier cannot rewrite
+ * (`E_KEY_SOURCE`), or stored tokens are still under a previous key when it ends because a
+ * writer kept using the old key (`E_ROTATION_INCOMPLETE`: run it again).
+ */
+export class KeyRotationError extends ProxyTierError {
+  override readonly code: 'E_KEY_SOURCE' | 'E_ROTATION_INCOMPLETE';
+  constructor(
+    code: 'E_KEY_SOURCE' | 'E_ROTATION_INCOMPLETE',
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
 /** A tier failed an operation; `tier` names it and `cause` holds the engine's error. */
 export class TierError extends ProxyTierError {
   override readonly code: string = 'E_TIER';

@@ -2,12 +2,14 @@
 // docs/api.md; anything not exported is internal.
 export { ProxyCache } from './proxy-cache.js';
 export type {
+  ReencryptReport,
   TokenReport,
   DegradeEvent,
   EvictEvent,
   ExpireEvent,
   FailureReport,
   HeldEvent,
+  KeysEvent,
   Loader,
   ProxyCacheEvents,
   RecoverEvent,
@@ -50,16 +52,21 @@ export {
   type FernetDecryptOptions,
   type FernetEncryptOptions,
 } from './crypto/fernet.js';
-export { Keyring } from './crypto/keyring.js';
+export { Keyring, type KeyringChangeListener, type KeyringSource } from './crypto/keyring.js';
 export {
   defaultKeyFilePath,
+  KEY_VARIABLES,
   resolveKeyring,
-  writeKeyFile,
   type KeySource,
   type ResolvedKeyring,
   type ResolveKeyringOptions,
-  type WriteKeyFileOptions,
 } from './crypto/key-source.js';
+export {
+  KEY_FILE_CHECK_MS,
+  readKeyFile,
+  writeKeyFile,
+  type WriteKeyFileOptions,
+} from './crypto/key-file.js';
 
 export {
   EVICTION_REASONS,
@@ -148,6 +155,12 @@ export {
   openDefaultStore,
   type DefaultStoreOptions,
 } from './default-store.js';
+export {
+  rotateKey,
+  STORE_ROTATION_LOCK,
+  type KeyRotation,
+  type RotateKeyOptions,
+} from './key-rotation.js';
 export { TierChangeFeed, type BusMessage, type CacheBus } from './stack/bus.js';
 export {
   diagnose,

@@ -14,7 +14,13 @@ import {
   type ProxyEntryInput,
 } from './record/entry.js';
 import { describeError } from './stack/describe-error.js';
-import { forEachStoredEntry, walkStack } from './stack/stored-entries.js';
+import {
+  forEachStoredEntry,
+  reencryptStored,
+  walkStack,
+  type ReencryptReport,
+  type TokenReport,
+} from './stack/stored-entries.js';
 import { FAILED, type TierSlot } from './stack/tier-slot.js';
 import { TierStack, type StackListener } from './stack/tier-stack.js';
 import type { CacheStats } from './stats.js';
@@ -64,8 +70,17 @@ export interface HeldEvent {
   tiers: string[];
 }
 
+/**
+ * Payload of the `keys` event: the keyring took new keys from its key file (a rotation wrote a
+ * new current key); `fingerprints` are the keys' fingerprints, current first, never the keys.
+ */
+export interface KeysEvent {
+  fingerprints: readonly string[];
+}
+
 /** Events a `ProxyCache` emits. Nothing is built for an event nobody listens to. */
 export interface ProxyCacheEvents {
+  keys: [KeysEvent];
   evict: [EvictEvent];
   expire: [ExpireEvent];
   degrade: [DegradeEvent];
@@ -82,12 +97,7 @@ export interface FailureReport {
   evicted: boolean;
 }
 
-/** Stored credential tokens by the key that made them (see `tokenReport`). */
-export interface TokenReport {
-  current: number;
-  previous: number;
-  unreadable: number;
-}
+export type { ReencryptReport, TokenReport } from './stack/stored-entries.js';
 
 /** Loads an entry on a miss in `getOrLoad`; `undefined` means there is nothing to cache. */
 export type Loader = (
@@ -118,6 +128,7 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
   /** Keys whose `getOrLoad` loader runs; a put or delete meanwhile marks its load superseded. */
   readonly #loading = new Map<string, { superseded: boolean }>();
   #sweepTimer: TimerHandle | undefined;
+  #stopKeyEvents: (() => void) | undefined;
   #closed = false;
   #requests = 0;
   #coalesced = 0;
@@ -147,6 +158,12 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
       },
       this.#stackListener(),
     );
+    this.#stopKeyEvents = keyring?.onChange((fingerprints) => {
+      this.#logger.info(
+        `the key file changed: new current key ${fingerprints[0] ?? '?'}, ${fingerprints.length - 1} previous`,
+      );
+      this.#notify('keys', { fingerprints });
+    });
     const { defaultTtlSeconds, ttlBySource } = options;
     this.#defaults = {
       now: 0,
@@ -617,48 +634,21 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
 
   /**
    * Re-encrypts, under the keyring's current key, every stored token made by a previous key, in
-   * every tier. Safe to run again after an interruption: tokens already current are left alone,
-   * so a second run finishes the first. Tokens no key can decrypt are counted and kept.
+   * every tier. Each entry's tokens are replaced atomically as stored at that moment, and nothing
+   * else of it is written: health checks and writes made meanwhile (by this process or others)
+   * survive. Safe to run again after an interruption: tokens already current are left alone, so
+   * a second run finishes the first. Tokens no key can decrypt are counted and kept. To rotate
+   * the key of a store, use `rotateKey`, which writes the new key first and calls this.
    */
   async reencrypt(
     options: { onProgress?: (entriesSeen: number) => void } = {},
-  ): Promise<TokenReport & { reencrypted: number }> {
+  ): Promise<ReencryptReport> {
     this.#assertOpen();
     const keyring = this.#keyring;
     if (keyring === undefined) {
       throw new UnsupportedOperationError('this cache has no keyring: no tier stores tokens');
     }
-    const result = { reencrypted: 0, current: 0, previous: 0, unreadable: 0 };
-    let seen = 0;
-    await forEachStoredEntry(this.#stack, false, async (entry, tier) => {
-      // The memory tier's copies get new tokens too (so that a later write does not store an old
-      // one) but only the persistent tiers' tokens are counted.
-      const counted = tier.persistent;
-      if (counted) {
-        seen += 1;
-        if (seen % 1_000 === 0) options.onProgress?.(seen);
-      }
-      let changed = false;
-      for (const field of ['username', 'password'] as const) {
-        const secret = entry[field];
-        const token = secret?.token;
-        if (secret === undefined || token === undefined) continue;
-        if (keyring.isCurrent(token)) {
-          if (counted) result.current += 1;
-          continue;
-        }
-        try {
-          secret.replaceToken(keyring.rotate(token));
-          if (counted) result.reencrypted += 1;
-          changed = true;
-        } catch {
-          if (counted) result.unreadable += 1;
-        }
-      }
-      return changed;
-    });
-    options.onProgress?.(seen);
-    return result;
+    return reencryptStored(this.#stack, keyring, options.onProgress);
   }
 
   /** Removes every expired entry from every tier now (the background sweep calls this). */
@@ -729,6 +719,7 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
     this.#closed = true;
     this.#sweepTimer?.cancel();
     this.#sweepTimer = undefined;
+    this.#stopKeyEvents?.();
     await this.#stack.close();
   }
 

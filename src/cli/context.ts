@@ -90,8 +90,7 @@ export class Cli {
   async storeKeyring(options: { create?: boolean } = {}): Promise<ResolvedKeyring> {
     const keyFile = this.options.keyFile;
     return resolveKeyring({
-      keyFile,
-      env: keyFile === undefined ? process.env : withoutKeyVariables(process.env),
+      ...(keyFile === undefined ? {} : { keyFile }),
       logger: this.logger,
       create: options.create ?? true,
     });
@@ -151,23 +150,6 @@ export class Cli {
       await cache.close();
     }
   }
-}
-
-const KEY_VARIABLES = [
-  'PROXYTIER_ENCRYPTION_KEY',
-  'PROXYTIER_PREVIOUS_KEYS',
-  'PROXYWHIRL_CACHE_ENCRYPTION_KEY',
-  'PROXYWHIRL_CACHE_KEY_PREVIOUS',
-  'PROXYTIER_KEY_FILE',
-];
-
-/** The environment without the variables that hold keys (an explicit key file wins over them). */
-export function withoutKeyVariables(
-  env: Record<string, string | undefined>,
-): Record<string, string | undefined> {
-  const copy = { ...env };
-  for (const name of KEY_VARIABLES) delete copy[name];
-  return copy;
 }
 
 /** `CODE: message` for a proxytier error, the message for anything else. */

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { KEY_VARIABLES } from '../crypto/key-source.js';
 import { HEALTH_STATUSES } from '../record/entry.js';
 import { QUERY_ORDERS } from '../query.js';
 import { IMPORT_FORMATS, type ImportFormat } from '../io/import.js';
@@ -55,8 +56,7 @@ function version(): string {
 
 const DIR_HELP =
   'the store directory (default: $PROXYTIER_DIR, else $XDG_DATA_HOME/proxytier, else ~/.local/share/proxytier)';
-const KEY_FILE_HELP =
-  "the store's key file; wins over the environment (default: PROXYTIER_ENCRYPTION_KEY, PROXYWHIRL_CACHE_ENCRYPTION_KEY, then $PROXYTIER_KEY_FILE, else ~/.config/proxytier/key)";
+const KEY_FILE_HELP = `the store's key file; wins over the environment (default: ${KEY_VARIABLES.key}, ${KEY_VARIABLES.proxywhirlKey}, then $${KEY_VARIABLES.keyFile}, else ~/.config/proxytier/key)`;
 
 function positiveInteger(name: string) {
   return (value: string): number => {

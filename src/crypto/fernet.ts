@@ -103,6 +103,23 @@ export function decodeFernetToken(token: string | Uint8Array): Buffer {
 }
 
 /**
+ * A `FernetKey` from key text found at `where` (an option, a variable, a key file line), with
+ * `where` named in the `InvalidKeyError` (never the key).
+ */
+export function parseFernetKey(text: string, where: string): FernetKey {
+  try {
+    return new FernetKey(text);
+  } catch (error) {
+    if (error instanceof InvalidKeyError) {
+      throw new InvalidKeyError(`${where} is not a valid Fernet key: ${error.message}`, {
+        cause: error,
+      });
+    }
+    throw error;
+  }
+}
+
+/**
  * A Fernet key: the first 16 bytes sign (HMAC-SHA256), the last 16 encrypt (AES-128-CBC).
  * Build it once and reuse it: nothing is derived per call. It never prints its key material:
  * `String(key)`, `JSON.stringify(key)` and `util.inspect(key)` all give `FernetKey(<fingerprint>)`.

@@ -4,41 +4,109 @@
  * "previous" until every token has been re-encrypted (`rotate`), then they can be dropped.
  */
 import { inspect } from 'node:util';
-import { DecryptionError, InvalidKeyError } from '../errors.js';
+import { DecryptionError } from '../errors.js';
 import {
   FernetKey,
   decodeFernetToken,
+  parseFernetKey,
   type FernetDecryptOptions,
   type FernetEncryptOptions,
 } from './fernet.js';
 
 /**
- * The current key plus the previous keys still accepted for decryption.
- * Immutable: {@link withCurrent} returns a new keyring. Never prints key material.
+ * Where a keyring's keys can be read again (its key file): `reload(false)` returns the keys when
+ * the source changed since the last reading (a cheap check, rate-limited by the source);
+ * `reload(true)` is asked when a token matched no loaded key and may read at once. `undefined`
+ * means nothing new.
+ */
+export interface KeyringSource {
+  reload(force: boolean): FernetKey[] | undefined;
+}
+
+/** Called after a keyring took new keys from its source. */
+export type KeyringChangeListener = (fingerprints: readonly string[]) => void;
+
+/**
+ * The current key plus the previous keys still accepted for decryption. Never prints key material.
+ *
+ * A keyring built from keys alone never changes. A keyring read from a key file follows it, so
+ * that a process keeps working while `proxytier key rotate` runs elsewhere: before encrypting it
+ * looks (one `stat` a second at most) for a new current key, and a token that none of its keys
+ * decrypts makes it re-read the file once and try again. The `Secret`s it sealed before such a
+ * change are sealed again under the new key at their next write (see `generation`).
  */
 export class Keyring {
-  /** The key every new token is encrypted with. */
-  readonly current: FernetKey;
-  /** Older keys, tried in order after the current one when decrypting. */
-  readonly previous: readonly FernetKey[];
-  readonly #all: readonly FernetKey[];
+  #current: FernetKey;
+  #previous: readonly FernetKey[];
+  #all: readonly FernetKey[];
+  #generation = 0;
+  readonly #source: KeyringSource | undefined;
+  readonly #listeners = new Set<KeyringChangeListener>();
 
   /**
    * @param current The current key, as key text or a `FernetKey`.
    * @param previous Older keys still accepted for decryption (default none). Duplicates, and
    *   copies of the current key, are dropped.
+   * @param source Where to read the keys again when they change (a key file); none by default.
    */
-  constructor(current: string | FernetKey, previous: ReadonlyArray<string | FernetKey> = []) {
-    this.current = toKey(current, 'current key');
-    const kept: FernetKey[] = [];
-    previous.forEach((item, index) => {
-      const key = toKey(item, `previous key ${index + 1}`);
-      if (!key.equals(this.current) && !kept.some((k) => k.equals(key))) {
-        kept.push(key);
-      }
-    });
-    this.previous = Object.freeze(kept);
-    this.#all = Object.freeze([this.current, ...kept]);
+  constructor(
+    current: string | FernetKey,
+    previous: ReadonlyArray<string | FernetKey> = [],
+    source?: KeyringSource,
+  ) {
+    this.#current = toKey(current, 'current key');
+    this.#previous = distinctPrevious(this.#current, previous);
+    this.#all = Object.freeze([this.#current, ...this.#previous]);
+    this.#source = source;
+  }
+
+  /** The key every new token is encrypted with. */
+  get current(): FernetKey {
+    return this.#current;
+  }
+
+  /** Older keys, tried in order after the current one when decrypting. */
+  get previous(): readonly FernetKey[] {
+    return this.#previous;
+  }
+
+  /**
+   * Counts the changes of the keys taken from the source (0 for a keyring that never changed): a
+   * token sealed at an earlier generation may be under a key that is no longer current.
+   */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  /** True when the keys are re-read from a source (a key file) when it changes. */
+  get follows(): boolean {
+    return this.#source !== undefined;
+  }
+
+  /** Calls `listener` with the new fingerprints each time new keys are taken; returns the unsubscribe. */
+  onChange(listener: KeyringChangeListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /**
+   * Looks at the source for new keys now (`force`) or when its check interval has passed; true
+   * when new keys were taken. Encryption and decryption call it themselves.
+   */
+  refresh(force = false): boolean {
+    const keys = this.#source?.reload(force);
+    if (keys === undefined) return false;
+    const [current, ...previous] = keys;
+    if (current === undefined) return false;
+    const before = this.fingerprints.join(',');
+    this.#current = current;
+    this.#previous = distinctPrevious(current, previous);
+    this.#all = Object.freeze([current, ...this.#previous]);
+    if (this.fingerprints.join(',') === before) return false;
+    this.#generation += 1;
+    const fingerprints = this.fingerprints;
+    for (const listener of this.#listeners) listener(fingerprints);
+    return true;
   }
 
   /** Fingerprints of every key, current first: safe to log and show. */
@@ -48,7 +116,8 @@ export class Keyring {
 
   /** Encrypts with the current key; returns the token text. */
   encrypt(plain: string | Uint8Array, options?: FernetEncryptOptions): string {
-    return this.current.encrypt(plain, options);
+    if (this.#source !== undefined) this.refresh();
+    return this.#current.encrypt(plain, options);
   }
 
   /** Decrypts with whichever key made the token, returning the UTF-8 plaintext. */
@@ -64,11 +133,12 @@ export class Keyring {
   decryptToBuffer(token: string | Uint8Array, options?: FernetDecryptOptions): Buffer {
     // Decode once, then only the HMAC is repeated per key.
     const data = decodeFernetToken(token);
-    for (const key of this.#all) {
-      const plain = key.tryDecrypt(data, options);
-      if (plain !== undefined) {
-        return plain;
-      }
+    const plain = this.#tryAll(data, options);
+    if (plain !== undefined) return plain;
+    // Perhaps a rotation elsewhere re-encrypted it under a key written since this file was read.
+    if (this.refresh(true)) {
+      const again = this.#tryAll(data, options);
+      if (again !== undefined) return again;
     }
     const n = this.#all.length;
     throw new DecryptionError(
@@ -77,9 +147,18 @@ export class Keyring {
     );
   }
 
+  #tryAll(data: Buffer, options: FernetDecryptOptions | undefined): Buffer | undefined {
+    for (const key of this.#all) {
+      const plain = key.tryDecrypt(data, options);
+      if (plain !== undefined) return plain;
+    }
+    return undefined;
+  }
+
   /** True when the token is well-formed and its MAC verifies under the current key. */
   isCurrent(token: string | Uint8Array): boolean {
-    return this.current.verifies(token);
+    if (this.#source !== undefined) this.refresh();
+    return this.#current.verifies(token);
   }
 
   /**
@@ -89,14 +168,12 @@ export class Keyring {
    */
   rotate(token: string | Uint8Array, options?: FernetEncryptOptions): string {
     const data = decodeFernetToken(token);
-    if (this.current.macMatches(data)) {
+    if (this.#current.macMatches(data)) {
       return typeof token === 'string' ? token : Buffer.from(token).toString('latin1');
     }
-    for (const key of this.previous) {
+    for (const key of this.#previous) {
       const plain = key.tryDecrypt(data);
-      if (plain !== undefined) {
-        return this.current.encrypt(plain, options);
-      }
+      if (plain !== undefined) return this.#current.encrypt(plain, options);
     }
     const n = this.#all.length;
     throw new DecryptionError(
@@ -107,7 +184,8 @@ export class Keyring {
 
   /**
    * A new keyring whose current key is `newKey` and whose previous keys are this keyring's
-   * current and previous keys (without duplicates). This keyring is unchanged.
+   * current and previous keys (without duplicates). This keyring is unchanged; the new one
+   * follows no source.
    */
   withCurrent(newKey: string | FernetKey): Keyring {
     return new Keyring(newKey, this.#all);
@@ -132,17 +210,17 @@ export class Keyring {
 }
 
 function toKey(key: string | FernetKey, what: string): FernetKey {
-  if (key instanceof FernetKey) {
-    return key;
-  }
-  try {
-    return new FernetKey(key);
-  } catch (error) {
-    if (error instanceof InvalidKeyError) {
-      throw new InvalidKeyError(`${what} is not a valid Fernet key: ${error.message}`, {
-        cause: error,
-      });
-    }
-    throw error;
-  }
+  return key instanceof FernetKey ? key : parseFernetKey(key, what);
+}
+
+function distinctPrevious(
+  current: FernetKey,
+  previous: ReadonlyArray<string | FernetKey>,
+): readonly FernetKey[] {
+  const kept: FernetKey[] = [];
+  previous.forEach((item, index) => {
+    const key = toKey(item, `previous key ${index + 1}`);
+    if (!key.equals(current) && !kept.some((k) => k.equals(key))) kept.push(key);
+  });
+  return Object.freeze(kept);
 }

@@ -8,6 +8,13 @@ export const REDACTED = '[redacted]';
 export interface TokenCipher {
   encrypt(plaintext: string): string;
   decrypt(token: string): string;
+  /**
+   * Moves on when the cipher's current key changes (a `Keyring` that follows its key file): a
+   * token sealed at an older generation is checked with `isCurrent` before it is reused.
+   */
+  readonly generation?: number;
+  /** True when `token` is under the current key. */
+  isCurrent?(token: string): boolean;
 }
 
 /**
@@ -29,6 +36,8 @@ export class Secret {
   #token: string | undefined;
   /** The cipher that made (or can read) `#token`. */
   #cipher: TokenCipher | undefined;
+  /** The cipher's `generation` when `#token` was known to be under its current key. */
+  #generation: number | undefined;
   #label: string;
 
   /** Wraps a plaintext credential. */
@@ -68,13 +77,22 @@ export class Secret {
   /**
    * The Fernet token for this secret under `cipher`, encrypting only the first time: the stack
    * seals a secret once and writes the same token to every persistent tier. A secret sealed by
-   * another cipher (an entry moved between caches with different keys) is re-encrypted.
+   * another cipher (an entry moved between caches with different keys), or under a key its
+   * cipher no longer has as current (a rotation happened meanwhile), is re-encrypted.
    */
   seal(cipher: TokenCipher): string {
-    if (this.#token !== undefined && this.#cipher === cipher) return this.#token;
+    if (this.#token !== undefined && this.#cipher === cipher) {
+      if (this.#generation === cipher.generation) return this.#token;
+      // The cipher's key changed since: keep the token only if it is under the new current key.
+      if (cipher.isCurrent?.(this.#token) !== false) {
+        this.#generation = cipher.generation;
+        return this.#token;
+      }
+    }
     const plaintext = this.reveal();
     this.#token = cipher.encrypt(plaintext);
     this.#cipher = cipher;
+    this.#generation = cipher.generation;
     return this.#token;
   }
 

@@ -46,11 +46,17 @@ export type EntryPatch = Partial<
 >;
 
 /**
+ * Credentials put in place by a key rotation: secrets already sealed (their `token` set) that
+ * hold the same values as the stored ones under another key. Only a `modify` change returns them.
+ */
+export type SealedCredentials = Partial<Pick<ProxyEntry, 'username' | 'password'>>;
+
+/**
  * A read-modify-write of one stored entry: given the entry as stored now, returns the fields to
  * change, or `undefined` to change nothing. It runs synchronously inside the tier's atomic
  * section, so it must be pure: no I/O, no awaiting, no side effects beyond its return value.
  */
-export type EntryChange = (current: ProxyEntry) => EntryPatch | undefined;
+export type EntryChange = (current: ProxyEntry) => (EntryPatch & SealedCredentials) | undefined;
 
 /** One entry's use as L1 saw it, passed down so a bounded lower tier evicts by true recency. */
 export interface EntryAccess {

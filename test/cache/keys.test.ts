@@ -19,13 +19,14 @@ async function openOn(store: Map<string, string>, keyring: Keyring) {
 
 describe('keys and stored credentials', () => {
   it('encrypts each credential once and writes the same token to every persistent tier', async () => {
-    const keyring = new Keyring(generateFernetKey());
     let encryptions = 0;
-    const counting = Object.create(keyring) as Keyring;
-    counting.encrypt = (plain) => {
-      encryptions += 1;
-      return keyring.encrypt(plain);
-    };
+    class CountingKeyring extends Keyring {
+      override encrypt(plain: string | Uint8Array): string {
+        encryptions += 1;
+        return super.encrypt(plain);
+      }
+    }
+    const counting = new CountingKeyring(generateFernetKey());
     const l2 = new Map<string, string>();
     const l3 = new Map<string, string>();
     const cache = await ProxyCache.open({

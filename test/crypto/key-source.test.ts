@@ -5,7 +5,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { InvalidKeyError, InvalidOptionError, KeyUnavailableError } from '../../src/errors.js';
 import type { Logger } from '../../src/logger.js';
 import { FernetKey, generateFernetKey } from '../../src/crypto/fernet.js';
-import { defaultKeyFilePath, resolveKeyring, writeKeyFile } from '../../src/crypto/key-source.js';
+import { writeKeyFile } from '../../src/crypto/key-file.js';
+import { defaultKeyFilePath, resolveKeyring } from '../../src/crypto/key-source.js';
 
 interface Captured extends Logger {
   lines: { level: string; message: string }[];
@@ -307,7 +308,11 @@ describe('resolveKeyring: creating the key file', () => {
   it('with create: false and no key, throws KeyUnavailableError naming the sources', async () => {
     const keyFile = join(dir, 'missing', 'key');
     const error = await rejection(
-      resolveKeyring({ keyFile, env: {}, logger: captureLogger(), create: false }),
+      resolveKeyring({
+        env: { PROXYTIER_KEY_FILE: keyFile },
+        logger: captureLogger(),
+        create: false,
+      }),
     );
     expect(error).toBeInstanceOf(KeyUnavailableError);
     expect((error as KeyUnavailableError).code).toBe('E_KEY_UNAVAILABLE');

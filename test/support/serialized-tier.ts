@@ -66,8 +66,10 @@ export class SerializedTier implements Tier {
   async modify(key: string, change: EntryChange): Promise<ProxyEntry | undefined> {
     const text = this.store.get(key);
     if (text === undefined) return undefined;
-    const patch = change(this.#decode(text));
-    if (patch !== undefined) this.store.set(key, JSON.stringify({ ...JSON.parse(text), ...patch }));
+    const current = this.#decode(text);
+    const patch = change(current);
+    // A change may carry sealed credentials (a re-encryption): encode the whole entry again.
+    if (patch !== undefined) this.store.set(key, this.#encode({ ...current, ...patch }));
     return this.get(key);
   }
 

@@ -1,4 +1,5 @@
 // `proxytier doctor`: what is wrong with the store and its key, and how to fix it.
+import { ENV_SOURCE_VARIABLES } from '../../crypto/key-source.js';
 import { diagnose, type Diagnosis } from '../../doctor.js';
 import { CliError, type Cli } from '../context.js';
 import { table } from '../format.js';
@@ -26,11 +27,9 @@ function doctorText({ checks, problems }: Diagnosis): string {
     const where =
       checks.key.source === 'key-file'
         ? `key file ${checks.key.keyFile ?? ''}`
-        : checks.key.source === 'env'
-          ? 'PROXYTIER_ENCRYPTION_KEY'
-          : checks.key.source === 'proxywhirl-env'
-            ? 'PROXYWHIRL_CACHE_ENCRYPTION_KEY'
-            : String(checks.key.source);
+        : checks.key.source === 'env' || checks.key.source === 'proxywhirl-env'
+          ? ENV_SOURCE_VARIABLES[checks.key.source].key
+          : String(checks.key.source);
     const [current, ...previous] = checks.key.fingerprints;
     lines.push(
       `key       ${where}, fingerprint ${current ?? '?'}${previous.length === 0 ? '' : ` (+${previous.length} previous: ${previous.join(', ')})`}`,

@@ -1,14 +1,14 @@
 // `proxytier migrate <proxywhirl-cache-dir>`: import a proxywhirl cache (JSONL shards, the L2
 // database, the L3 database with its health history) into the store.
 import { stat } from 'node:fs/promises';
-import { resolveKeyring } from '../../crypto/key-source.js';
+import { KEY_VARIABLES, resolveKeyring } from '../../crypto/key-source.js';
 import { migrateProxywhirl, type MigrationReport } from '../../migrate.js';
 import { CliError, UsageError, type Cli } from '../context.js';
 import { jobProgress } from '../progress.js';
 import { FAILURES_SHOWN } from './import.js';
 
-const PW_KEY = 'PROXYWHIRL_CACHE_ENCRYPTION_KEY';
-const PW_PREVIOUS = 'PROXYWHIRL_CACHE_KEY_PREVIOUS';
+const PW_KEY = KEY_VARIABLES.proxywhirlKey;
+const PW_PREVIOUS = KEY_VARIABLES.proxywhirlPreviousKeys;
 
 export interface MigrateCommandOptions {
   /** proxywhirl's key file (not the store's: that is the global `--key-file`). */
