@@ -183,11 +183,14 @@ async function checkStore(
   try {
     // Without a key, a key that exists nowhere else stands in: it decrypts nothing, so every
     // stored token counts as unreadable. It is never written anywhere and encrypts nothing.
+    // Read-only: a diagnosis changes nothing, and a store under another key still opens.
     cache = await openDefaultStore({
       dir,
       keyring: keyring ?? new Keyring(generateFernetKey()),
       logger: collectingLogger(messages),
       sweepIntervalMs: 0,
+      memoryTier: false,
+      readOnly: true,
     });
   } catch (error) {
     problems.push({

@@ -67,6 +67,33 @@ export class KeyRotationError extends ProxyTierError {
   }
 }
 
+/**
+ * The keyring decrypts none of the key checks a store recorded (or none of a sample of its
+ * tokens, for a store without checks): the key is not the store's. Opening fails before anything
+ * is written, so new credentials are never sealed with a second key. `have` and `expected` are
+ * key fingerprints (never keys); `expected` is empty when the store recorded no check.
+ */
+export class WrongKeyError extends ProxyTierError {
+  override readonly code = 'E_WRONG_KEY';
+  readonly have: readonly string[];
+  readonly expected: readonly string[];
+  constructor(
+    message: string,
+    have: readonly string[],
+    expected: readonly string[],
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.have = have;
+    this.expected = expected;
+  }
+}
+
+/** A write was asked of a cache opened with `readOnly: true`. */
+export class ReadOnlyError extends ProxyTierError {
+  override readonly code = 'E_READ_ONLY';
+}
+
 /** A tier failed an operation; `tier` names it and `cause` holds the engine's error. */
 export class TierError extends ProxyTierError {
   override readonly code: string = 'E_TIER';

@@ -244,6 +244,8 @@ class Rotation {
             `the key file ${keyFile} changed while it was rewritten (by something that does not take its lock); run the rotation again`,
           );
         }
+        // The store learns the new key before any token is under it (see crypto/key-check.ts).
+        await cache.recordKeyCheck();
         this.#logger.info(
           `wrote a new key (fingerprint ${fingerprint}) to ${keyFile}; the old keys stay after it`,
         );

@@ -82,6 +82,13 @@ export interface ProxyCacheOptions {
    * by true recency, in ms. Default 1,000.
    */
   recencyFlushMs?: number;
+  /**
+   * Open the store without changing it: every write method rejects with `E_READ_ONLY`, the
+   * expiry sweep does not run, and the stack's own upkeep writes (recency, expiry on read) are
+   * dropped. A store whose key checks the keyring fails (`E_WRONG_KEY`) opens this way with a
+   * warning, for recovering what it can. Default `false`.
+   */
+  readOnly?: boolean;
 }
 
 /** `ProxyCacheOptions` after defaults and validation. */
@@ -107,6 +114,7 @@ export interface ResolvedOptions {
   coherenceMs: number;
   bus: CacheBus | undefined;
   recencyFlushMs: number;
+  readOnly: boolean;
 }
 
 /** Every option of `ProxyCache.open`; TypeScript keeps it equal to the interface's keys. */
@@ -131,6 +139,7 @@ export const PROXY_CACHE_OPTION_NAMES: OptionNames<ProxyCacheOptions> = Object.f
   coherenceMs: true,
   bus: true,
   recencyFlushMs: true,
+  readOnly: true,
 });
 
 /** Default values, exported so documentation and tests can name them. */
@@ -197,6 +206,10 @@ export function resolveOptions(options: ProxyCacheOptions = {}): ResolvedOptions
   assertIntegerOption('coherenceMs', coherenceMs, 0);
   const recencyFlushMs = options.recencyFlushMs ?? DEFAULTS.recencyFlushMs;
   assertIntegerOption('recencyFlushMs', recencyFlushMs, 1);
+  const readOnly = options.readOnly ?? false;
+  if (typeof readOnly !== 'boolean') {
+    throw new InvalidOptionError(`"readOnly" must be a boolean, got ${typeof readOnly}`);
+  }
   const bus = options.bus;
   if (bus !== undefined && (bus === null || typeof bus.subscribe !== 'function')) {
     throw new InvalidOptionError('"bus" must be a CacheBus (it has no subscribe method)');
@@ -225,5 +238,6 @@ export function resolveOptions(options: ProxyCacheOptions = {}): ResolvedOptions
     coherenceMs,
     bus,
     recencyFlushMs,
+    readOnly,
   };
 }

@@ -2,7 +2,12 @@ import { EventEmitter } from 'node:events';
 import type { Clock, TimerHandle } from './clock.js';
 import type { Keyring } from './crypto/keyring.js';
 import { resolveKeyring } from './crypto/key-source.js';
-import { ClosedError, TierUnavailableError, UnsupportedOperationError } from './errors.js';
+import {
+  ClosedError,
+  ReadOnlyError,
+  TierUnavailableError,
+  UnsupportedOperationError,
+} from './errors.js';
 import { applyHealthCheck } from './health.js';
 import type { Logger } from './logger.js';
 import { resolveOptions, type ProxyCacheOptions, type ResolvedOptions } from './options.js';
@@ -14,6 +19,7 @@ import {
   type ProxyEntryInput,
 } from './record/entry.js';
 import { describeError } from './stack/describe-error.js';
+import { verifyStoreKey } from './stack/store-key.js';
 import {
   forEachStoredEntry,
   reencryptStored,
@@ -25,6 +31,7 @@ import { FAILED, type TierSlot } from './stack/tier-slot.js';
 import { TierStack, type StackListener } from './stack/tier-stack.js';
 import type { CacheStats } from './stats.js';
 import { MemoryTier } from './tiers/memory.js';
+import { readOnlyView } from './tiers/read-only.js';
 import {
   isHealthTier,
   type EvictionReason,
@@ -178,7 +185,10 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
    */
   static async open(options: ProxyCacheOptions = {}): Promise<ProxyCache> {
     const resolved = resolveOptions(options);
-    const tiers = resolved.tiers ?? [new MemoryTier({ maxEntries: resolved.maxEntries })];
+    const given = resolved.tiers ?? [new MemoryTier({ maxEntries: resolved.maxEntries })];
+    const tiers = resolved.readOnly
+      ? given.map((tier) => (tier.persistent ? readOnlyView(tier) : tier))
+      : given;
     let keyring = resolved.keyring;
     // A key given explicitly is checked even when no tier needs one, so a typo fails early.
     const needsKey = tiers.some((tier) => tier.persistent) || resolved.encryptionKey !== undefined;
@@ -195,7 +205,18 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
     // A tier that cannot open (a corrupt database, a dead server) starts switched off and is
     // probed like any degraded tier; the cache fails to open only when no tier opens at all.
     await cache.#stack.open();
-    if (resolved.sweepIntervalMs > 0) {
+    if (keyring !== undefined) {
+      try {
+        await verifyStoreKey(cache.#openedTiers(), keyring, {
+          readOnly: resolved.readOnly,
+          logger: resolved.logger,
+        });
+      } catch (error) {
+        await cache.close();
+        throw error;
+      }
+    }
+    if (resolved.sweepIntervalMs > 0 && !resolved.readOnly) {
       cache.#sweepTimer = resolved.clock.every(resolved.sweepIntervalMs, () =>
         cache.sweepExpired().catch((error: unknown) => {
           cache.#logger.warn(`expiry sweep failed: ${describeError(error)}`);
@@ -316,7 +337,7 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
     // Not an async function: when every tier is synchronous (a memory-only cache) the write is
     // done before this returns, and the caller pays for one settled promise only.
     try {
-      this.#assertOpen();
+      this.#assertWritable('put');
       const defaults = this.#defaults;
       defaults.now = this.#clock.now();
       const entry = toValidEntry(input, defaults);
@@ -358,7 +379,7 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
    * brings the key back meanwhile.
    */
   async delete(key: string): Promise<boolean> {
-    this.#assertOpen();
+    this.#assertWritable('delete');
     if (this.#loading.size !== 0) this.#supersede(key);
     const removed = await this.#stack.delete(key);
     return removed.length > 0;
@@ -366,7 +387,7 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
 
   /** Removes every entry from every tier; a switched-off tier is cleared when it recovers. */
   async clear(): Promise<void> {
-    this.#assertOpen();
+    this.#assertWritable('clear');
     for (const load of this.#loading.values()) load.superseded = true;
     await this.#stack.clear();
   }
@@ -402,6 +423,7 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
    */
   getOrLoad(key: string, loader: Loader): Promise<ProxyEntry | undefined> {
     if (this.#closed) return Promise.reject(new ClosedError('the cache is closed'));
+    if (this.#options.readOnly) return Promise.reject(readOnlyError('getOrLoad'));
     const running = this.#inflight.get(key);
     if (running !== undefined) {
       this.#coalesced += 1;
@@ -447,7 +469,7 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
     key: string,
     detail: { error?: string; checkUrl?: string } = {},
   ): Promise<FailureReport | undefined> {
-    this.#assertOpen();
+    this.#assertWritable('reportFailure');
     const stack = this.#stack;
     return stack.locked(key, async () => {
       const healthSlot = this.#healthSlot();
@@ -496,7 +518,7 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
    * are all counted. Resolves the updated entry, or `undefined` when the key is not cached.
    */
   async recordHealthCheck(key: string, check: HealthCheckInput): Promise<ProxyEntry | undefined> {
-    this.#assertOpen();
+    this.#assertWritable('recordHealthCheck');
     const timed = validateHealthCheck(check, this.#clock.now());
     const stack = this.#stack;
     return stack.locked(key, async () => {
@@ -555,7 +577,7 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
   async importHealthHistory(
     rows: AsyncIterable<HealthCheckRecord> | Iterable<HealthCheckRecord>,
   ): Promise<{ imported: number; skipped: number }> {
-    this.#assertOpen();
+    this.#assertWritable('importHealthHistory');
     const slot = this.#healthSlot();
     if (slot === undefined) {
       throw new UnsupportedOperationError(
@@ -593,7 +615,7 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
 
   /** Asks every tier that can (the JSONL log, SQLite) to reclaim space; resolves their reports. */
   async compact(): Promise<{ tier: string; report: unknown }[]> {
-    this.#assertOpen();
+    this.#assertWritable('compact');
     const reports: { tier: string; report: unknown }[] = [];
     const now = this.#clock.now();
     for (const slot of this.#stack.slots) {
@@ -643,7 +665,7 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
   async reencrypt(
     options: { onProgress?: (entriesSeen: number) => void } = {},
   ): Promise<ReencryptReport> {
-    this.#assertOpen();
+    this.#assertWritable('reencrypt');
     const keyring = this.#keyring;
     if (keyring === undefined) {
       throw new UnsupportedOperationError('this cache has no keyring: no tier stores tokens');
@@ -651,9 +673,25 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
     return reencryptStored(this.#stack, keyring, options.onProgress);
   }
 
+  /**
+   * Checks the keyring against the key checks of every persistent tier in service, as `open`
+   * does, and records one for its current key where it is missing. `rotateKey` calls it after it
+   * wrote a new key, so that the store knows the new key before any token is under it. Rejects
+   * with `WrongKeyError` (`E_WRONG_KEY`) when the keyring matches none of a tier's checks.
+   */
+  async recordKeyCheck(): Promise<void> {
+    this.#assertWritable('recordKeyCheck');
+    const keyring = this.#keyring;
+    if (keyring === undefined) return;
+    await verifyStoreKey(this.#openedTiers(), keyring, {
+      readOnly: false,
+      logger: this.#logger,
+    });
+  }
+
   /** Removes every expired entry from every tier now (the background sweep calls this). */
   async sweepExpired(): Promise<number> {
-    this.#assertOpen();
+    this.#assertWritable('sweepExpired');
     const now = this.#clock.now();
     const expired = new Set<string>();
     await Promise.all(
@@ -796,11 +834,29 @@ export class ProxyCache extends EventEmitter<ProxyCacheEvents> {
   #assertOpen(): void {
     if (this.#closed) throw new ClosedError('the cache is closed');
   }
+
+  /** The tiers that opened and serve (a switched-off one answers nothing). */
+  #openedTiers(): Tier[] {
+    return this.#stack.slots
+      .filter((slot) => !slot.unopened && !slot.degraded)
+      .map((slot) => slot.tier);
+  }
+
+  #assertWritable(operation: string): void {
+    this.#assertOpen();
+    if (this.#options.readOnly) throw readOnlyError(operation);
+  }
 }
 
 /** The fields a health change sets, copied from the tier that applied it to the others. */
 function replicatedFields(entry: ProxyEntry) {
   return { ...healthFields(entry), failureCount: entry.failureCount };
+}
+
+function readOnlyError(operation: string): ReadOnlyError {
+  return new ReadOnlyError(
+    `the cache was opened with readOnly: true, and ${operation}() would change the store`,
+  );
 }
 
 function canDecrypt(keyring: Keyring, token: string): boolean {

@@ -1,4 +1,5 @@
 import type { Clock } from '../clock.js';
+import type { KeyCheck } from '../crypto/key-check.js';
 import type { HealthPolicy } from '../health.js';
 import type { Logger } from '../logger.js';
 import type { HealthStatus, ProxyEntry } from '../record/entry.js';
@@ -135,6 +136,14 @@ export interface Tier {
    * most once per staleness bound.
    */
   readChanges?(): TierChanges;
+  /**
+   * The key checks recorded with the stored data (see `crypto/key-check.ts`), kept where
+   * proxywhirl's readers do not look. A persistent tier that stores credentials implements both;
+   * the cache reads them at open to refuse a wrong key before anything is written.
+   */
+  keyChecks?(): Promise<readonly KeyCheck[]>;
+  /** Records a key check; one already recorded for the same fingerprint is kept as it is. */
+  recordKeyCheck?(check: KeyCheck): Promise<void>;
   /** Removes the entry. Resolves `true` when it existed. */
   delete(key: string): Promise<boolean>;
   deleteSync?(key: string): boolean;

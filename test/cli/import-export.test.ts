@@ -246,23 +246,34 @@ describe('export', () => {
     expect((await readdir(box.root)).filter((name) => name.endsWith('.tmp'))).toEqual([]);
   });
 
-  it('leaves the target untouched when the export fails part-way', async () => {
+  it('leaves the target untouched when the export fails, at open or part-way', async () => {
     await writeFile(box.path('keep.json'), 'previous export\n');
-    const { code: made } = await box.run(['key', 'generate', '--output', 'other.key']);
+    const { code: made, stdout } = await box.run(['key', 'generate', '--json']);
     expect(made).toBe(0);
-    // Another key cannot reveal the stored credentials: the plain export fails at the first one.
-    const result = await box.run([
-      '--key-file',
-      box.path('other.key'),
-      'export',
-      'keep.json',
-      '--secrets',
-      'plain',
-    ]);
+    const otherKey = (JSON.parse(stdout) as { key: string }).key;
+    await writeFile(box.path('other.key'), `${otherKey}\n`, { mode: 0o600 });
+    // Another key is refused when the store opens, before anything is read or written.
+    const wrong = await box.run(['--key-file', box.path('other.key'), 'export', 'keep.json']);
+    expect(wrong.code).toBe(1);
+    expect(lines(wrong.stderr).at(-1)).toMatch(/^proxytier: E_WRONG_KEY: the key does not open/);
+    expect(await readFile(box.path('keep.json'), 'utf8')).toBe('previous export\n');
+
+    // One entry sealed under a second key (written with both keys, the old one previous): the
+    // store's own key opens it, and the plain export fails part-way, at that entry.
+    const [storeKey] = (await readFile(box.keyFile, 'utf8'))
+      .split('\n')
+      .filter((line) => line !== '' && !line.startsWith('#'));
+    const added = await box.run(['import', '-'], {
+      input: 'http://late:c0mma@10.9.9.9:8080\n',
+      env: { PROXYTIER_ENCRYPTION_KEY: otherKey, PROXYTIER_PREVIOUS_KEYS: storeKey as string },
+    });
+    expect(added.code, added.stderr).toBe(0);
+    const result = await box.run(['export', 'keep.json', '--secrets', 'plain']);
     expect(result.code).toBe(1);
     expect(lines(result.stderr).at(-1)).toMatch(/^proxytier: E_DECRYPT: cannot decrypt the /);
     expect(await readFile(box.path('keep.json'), 'utf8')).toBe('previous export\n');
     expect((await readdir(box.root)).filter((name) => name.endsWith('.tmp'))).toEqual([]);
+    expect((await box.run(['delete', 'http://10.9.9.9:8080'])).code).toBe(0);
   });
 
   it('never changes statistics or access times', async () => {

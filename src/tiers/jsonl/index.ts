@@ -38,7 +38,9 @@ import {
 import { copyRecords, type CompactionReport } from './compaction.js';
 import { encodeHint, readHint, tailCrc } from './hint.js';
 import { KeyDir } from './keydir.js';
+import type { KeyCheck } from '../../crypto/key-check.js';
 import { FileLock, removeStaleAsides } from '../../file-lock.js';
+import { readKeyCheckFiles, writeKeyCheckFile } from './key-checks.js';
 import { fsyncDir, LogFile, readAt, scanRange, writeAll } from './log.js';
 import {
   resolveJsonlOptions,
@@ -642,6 +644,26 @@ export class JsonlTier implements Tier {
       } else keydir.setDirty(slot, true);
     }
     if (keydir.dirtyCount >= ACCESS_FLUSH_AT) this.#queueAccessFlush();
+  }
+
+  /** The key checks recorded in the directory (`key-check.<fingerprint>` files). */
+  async keyChecks(): Promise<readonly KeyCheck[]> {
+    this.#assertOpen();
+    try {
+      return readKeyCheckFiles(this.#options.dir);
+    } catch (error) {
+      throw this.#wrap(error, 'reading the key checks');
+    }
+  }
+
+  /** Records a key check as its own file; an existing one for the fingerprint is kept. */
+  async recordKeyCheck(check: KeyCheck): Promise<void> {
+    this.#assertOpen();
+    try {
+      writeKeyCheckFile(this.#options.dir, check);
+    } catch (error) {
+      throw this.#wrap(error, 'recording a key check');
+    }
   }
 
   /**

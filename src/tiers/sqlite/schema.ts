@@ -3,6 +3,7 @@
 // still works), plus proxytier's own side tables and indexes, which proxywhirl never reads.
 import { CorruptionError } from '../../errors.js';
 import { CHANGES_DDL } from './change-log.js';
+import { KEY_CHECKS_DDL } from './key-checks.js';
 import type { Database } from './driver.js';
 
 /** Which proxywhirl store the tier is: `l2` = `DiskCacheTier`, `l3` = `SQLiteCacheTier`. */
@@ -262,6 +263,7 @@ export function ensureSchema(db: Database, role: SqliteRole, tier: string, path:
       if (!hadStats) backfillStats(db);
     }
     db.prepare(CHANGES_DDL).run();
+    db.prepare(KEY_CHECKS_DDL).run();
     db.prepare('COMMIT').run();
   } catch (error) {
     if (db.inTransaction) db.prepare('ROLLBACK').run();

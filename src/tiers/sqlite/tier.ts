@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { KeyCheck } from '../../crypto/key-check.js';
 import { ClosedError, InvalidOptionError, TierBusyError, TierError } from '../../errors.js';
 import { applyHealthCheck, type HealthPolicy, type TimedHealthCheck } from '../../health.js';
 import { describe, type ProxyEntry } from '../../record/entry.js';
@@ -35,6 +36,7 @@ import {
   type HistoryRow,
 } from './history.js';
 import { importJsonlShards, type JsonlImportResult } from './jsonl-import.js';
+import { insertKeyCheck, readKeyChecks } from './key-checks.js';
 import {
   resolveSqliteOptions,
   type ResolvedSqliteOptions,
@@ -619,6 +621,25 @@ export class SqliteTier implements HealthTier {
     } catch (error) {
       throw this.#wrap(error, 'reading the change log');
     }
+  }
+
+  /** The key checks recorded in `proxytier_key_checks`, oldest first. */
+  async keyChecks(): Promise<readonly KeyCheck[]> {
+    this.#statements();
+    try {
+      return readKeyChecks(this.#connection().db);
+    } catch (error) {
+      throw this.#wrap(error, 'reading the key checks');
+    }
+  }
+
+  /** Records a key check, queued with the writes (a busy database is waited for asynchronously). */
+  recordKeyCheck(check: KeyCheck): Promise<void> {
+    const writer = this.#writer;
+    if (writer === undefined || this.#state !== 'open') return Promise.reject(this.#notOpen());
+    return writer.enqueue(() => {
+      insertKeyCheck(this.#connection().db, check, toSeconds(this.#now()));
+    });
   }
 
   /** Removes the entry now (committing queued writes first, in order); `true` when it existed. */
