@@ -171,7 +171,7 @@ async function migrateShards(
       format: 'jsonl',
       keyring,
     });
-    const summary = await importRecords(cache, items, progressOption(onProgress));
+    const summary = await importRecords(cache, items, importOptions(onProgress));
     addSummary(total, summary);
     for (const failure of summary.failures) {
       failures.push({ line: failure.line, reason: `${shard} ${failure.reason}` });
@@ -198,7 +198,7 @@ async function migrateDatabase(
       const summary = await importRecords(
         cache,
         rowsOf(source.entries(), kind === 'l2-sqlite'),
-        progressOption(onProgress),
+        importOptions(onProgress),
       );
       // A cache without a history tier (the JSONL fallback) takes the entries only.
       const history =
@@ -235,8 +235,11 @@ async function* rowsOf(
   }
 }
 
-function progressOption(onProgress: (() => void) | undefined) {
-  return onProgress === undefined ? {} : { onProgress: () => onProgress() };
+/** A migration keeps the entries' own times: they are the proxies' history, not a new list. */
+function importOptions(onProgress: (() => void) | undefined) {
+  return onProgress === undefined
+    ? { keepTimes: true }
+    : { keepTimes: true, onProgress: () => onProgress() };
 }
 
 function pickCounts(summary: ImportSummary): MigrationSource['entries'] {

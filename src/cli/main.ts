@@ -143,8 +143,12 @@ Options given before the command apply to it; those after it win. Exit codes: 0 
       .option('--source <name>', 'the source of records that name none (default: manual)')
       .option(
         '--ttl <seconds>',
-        "the TTL of records that give none (default: the store's, 3600)",
+        "the TTL of the imported records (default: each record's own, else the store's, 3600)",
         nonNegativeInteger('--ttl'),
+      )
+      .option(
+        '--keep-times',
+        'keep the fetch time and expiry that records state (an export); by default every record is fetched now',
       ),
   )
     .addHelpText(
@@ -158,7 +162,7 @@ Prints loaded / updated / skipped / failed, with the line and reason of each fai
     .action(
       (
         file: string,
-        options: { format?: ImportFormat; source?: string; ttl?: number },
+        options: { format?: ImportFormat; source?: string; ttl?: number; keepTimes?: boolean },
         command: Command,
       ) => importCommand(cli(command), file, options),
     );

@@ -32,6 +32,11 @@ export interface ImportSummary {
   refreshed: number;
   /** Records identical to a live entry the cache held (for example the same proxy twice in one input). */
   skipped: number;
+  /**
+   * Records stored with `keepTimes` whose expiry had already passed: they are stored, but read
+   * as misses and go at the next sweep. Always 0 without `keepTimes`.
+   */
+  expired: number;
   /** Records not stored: malformed, invalid, or refused by the cache. */
   failed: number;
   /** Every failure, in input order. */
@@ -55,12 +60,25 @@ export interface ImportOptions {
   maxErrors?: number;
   /** Writes in flight at once (default 64), so a persistent tier can commit them in groups. */
   concurrency?: number;
+  /**
+   * Keep the fetch time and expiry that records state (an export, a migration). By default they
+   * are reset, as proxywhirl's `warm_from_file` does: each record is fetched now and expires
+   * after `ttlSeconds`, else its own TTL, else the cache's TTL for its source. Default `false`.
+   */
+  keepTimes?: boolean;
+  /**
+   * The TTL of every record stored with reset times, in seconds, over the record's own. Ignored
+   * with `keepTimes`. Default: the record's TTL, else the cache's for its source.
+   */
+  ttlSeconds?: number;
 }
 
 const IMPORT_OPTION_NAMES: OptionNames<ImportOptions> = Object.freeze({
   onProgress: true,
   maxErrors: true,
   concurrency: true,
+  keepTimes: true,
+  ttlSeconds: true,
 });
 
 /**
@@ -87,6 +105,12 @@ export async function importRecords(
   rejectUnknownOptions('importRecords', options, IMPORT_OPTION_NAMES);
   const concurrency = options.concurrency ?? 64;
   assertIntegerOption('concurrency', concurrency, 1);
+  const keepTimes = options.keepTimes ?? false;
+  if (typeof keepTimes !== 'boolean') {
+    throw new InvalidOptionError(`"keepTimes" must be a boolean, got ${typeof keepTimes}`);
+  }
+  const ttlSeconds = options.ttlSeconds;
+  if (ttlSeconds !== undefined) assertIntegerOption('ttlSeconds', ttlSeconds, 0);
   const maxErrors = options.maxErrors ?? Number.POSITIVE_INFINITY;
   if (
     maxErrors !== Number.POSITIVE_INFINITY &&
@@ -101,6 +125,7 @@ export async function importRecords(
     updated: 0,
     refreshed: 0,
     skipped: 0,
+    expired: 0,
     failed: 0,
     failures: [],
   };
@@ -143,7 +168,8 @@ export async function importRecords(
       if (existing !== undefined && !expired && sameAsStored(input, candidate, existing)) {
         summary.skipped += 1;
       } else {
-        await cache.put(input);
+        const stored = await cache.put(input);
+        if (keepTimes && stored.expiresAt <= cache.clock.now()) summary.expired += 1;
         if (existing === undefined) summary.loaded += 1;
         else if (expired) summary.refreshed += 1;
         else summary.updated += 1;
@@ -164,10 +190,11 @@ export async function importRecords(
         fail(item.line, item.error);
         continue;
       }
+      const input = keepTimes ? item.input : withResetTimes(item.input, ttlSeconds);
       let candidate: ProxyEntry;
       try {
         defaults.now = cache.clock.now();
-        candidate = createEntry(item.input, defaults);
+        candidate = createEntry(input, defaults);
       } catch (error) {
         fail(item.line, `line ${item.line}: ${describeEntryError(error)}`);
         continue;
@@ -176,8 +203,8 @@ export async function importRecords(
       const before = lastOfKey.get(key);
       const write: Promise<void> =
         before === undefined
-          ? store(item.line, item.input, candidate)
-          : before.then(() => store(item.line, item.input, candidate));
+          ? store(item.line, input, candidate)
+          : before.then(() => store(item.line, input, candidate));
       lastOfKey.set(key, write);
       inFlight.add(write);
       void write.then(() => {
@@ -199,6 +226,12 @@ export async function importRecords(
     );
   }
   return summary;
+}
+
+/** The record without its fetch time and expiry (the cache sets both from now), with `ttlSeconds`. */
+function withResetTimes(input: ProxyEntryInput, ttlSeconds: number | undefined): ProxyEntryInput {
+  const { fetchTime: _fetchTime, expiresAt: _expiresAt, ...rest } = input;
+  return ttlSeconds === undefined ? rest : { ...rest, ttlSeconds };
 }
 
 // Every field but the key and the URL (the key derives from the URL) and the credentials.

@@ -145,7 +145,7 @@ describe('export', () => {
       box.path('fixture.jsonl'),
       entries.map((record) => JSON.stringify(record)).join('\n') + '\n',
     );
-    const result = await box.json<ImportJson>(['import', 'fixture.jsonl']);
+    const result = await box.json<ImportJson>(['import', 'fixture.jsonl', '--keep-times']);
     expect(result).toMatchObject({ loaded: 40, failed: 0 });
   });
   afterAll(() => box.cleanup());
@@ -183,11 +183,11 @@ describe('export', () => {
         const other = await sandbox();
         try {
           await copyFile(box.keyFile, other.keyFile);
-          const imported = await other.json<ImportJson>(['import', box.path(file)]);
+          const imported = await other.json<ImportJson>(['import', box.path(file), '--keep-times']);
           expect(imported).toMatchObject({ format, loaded: 40, failed: 0 });
           const back = await plainExport(other, ['--include-expired']);
           expect(back).toEqual(original);
-          const again = await other.json<ImportJson>(['import', box.path(file)]);
+          const again = await other.json<ImportJson>(['import', box.path(file), '--keep-times']);
           expect(again).toMatchObject({ loaded: 0, updated: 0, refreshed: 0, skipped: 40 });
         } finally {
           await other.cleanup();
@@ -285,5 +285,56 @@ describe('export', () => {
     expect(after.stdout).toBe(before.stdout);
     const stats = await box.json<{ requests: number; tiers: { hits: number }[] }>(['stats']);
     expect(stats.requests).toBe(0);
+  });
+});
+
+describe('import of an older export', () => {
+  const oldExport = ['10.4.0.1', '10.4.0.2']
+    .map((host) =>
+      JSON.stringify({
+        proxy_url: `http://${host}:8080`,
+        source: 'old',
+        fetch_time: '2025-01-01T10:00:00+00:00',
+        expires_at: '2025-01-01T11:00:00+00:00',
+        ttl_seconds: 3600,
+      }),
+    )
+    .join('\n');
+
+  it('fetches the records now by default, with --ttl as their TTL', async () => {
+    const box = await sandbox();
+    try {
+      await writeFile(box.path('old.jsonl'), `${oldExport}\n`);
+      const before = Date.now();
+      const result = await box.run(['import', 'old.jsonl', '--ttl', '120']);
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout).toContain('2 loaded');
+      const live = await plainExport(box);
+      expect(live.size).toBe(2);
+      for (const record of live.values()) {
+        expect(record['ttl_seconds']).toBe(120);
+        const expires = Date.parse(String(record['expires_at']));
+        expect(expires).toBeGreaterThanOrEqual(before + 119_000);
+        expect(expires).toBeLessThanOrEqual(Date.now() + 121_000);
+      }
+    } finally {
+      await box.cleanup();
+    }
+  });
+
+  it('with --keep-times keeps them, and warns how many had already expired', async () => {
+    const box = await sandbox();
+    try {
+      await writeFile(box.path('old.jsonl'), `${oldExport}\n`);
+      const result = await box.run(['import', 'old.jsonl', '--keep-times']);
+      expect(result.code, result.stderr).toBe(0);
+      expect(lines(result.stderr)).toContainEqual(
+        'proxytier: warn: 2 imported entries had already expired: --keep-times kept their times, so they are stored but not served (import without --keep-times to fetch them now)',
+      );
+      expect((await plainExport(box)).size).toBe(0);
+      expect((await plainExport(box, ['--include-expired'])).size).toBe(2);
+    } finally {
+      await box.cleanup();
+    }
   });
 });

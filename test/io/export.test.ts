@@ -301,12 +301,14 @@ describe('round trip: export, then import into a fresh cache', () => {
         const summary = await importRecords(
           target,
           parseProxyRecords(chunks(text, 13), { format, keyring }),
+          { keepTimes: true },
         );
         expect(summary).toEqual({
           loaded: 4,
           updated: 0,
           refreshed: 0,
           skipped: 0,
+          expired: 0,
           failed: 0,
           failures: [],
         });
@@ -318,6 +320,7 @@ describe('round trip: export, then import into a fresh cache', () => {
         const again = await importRecords(
           target,
           parseProxyRecords(chunks(text, 4096), { format, keyring }),
+          { keepTimes: true },
         );
         expect(again).toMatchObject({ loaded: 0, updated: 0, refreshed: 0, skipped: 4, failed: 0 });
         await source.close();

@@ -51,6 +51,7 @@ describe('importRecords', () => {
       updated: 0,
       refreshed: 0,
       skipped: 1,
+      expired: 0,
       failed: 0,
       failures: [],
     });
@@ -84,7 +85,7 @@ describe('importRecords', () => {
       line({ source: 'b', fetch_time: '2099-11-01T13:01:55.000001+00:00' }),
       line({ source: 'b', fetch_time: '2099-11-01T13:01:55.000001+00:00' }),
     ].join('\n');
-    const summary = await importRecords(cache, parse(text, 'jsonl'));
+    const summary = await importRecords(cache, parse(text, 'jsonl'), { keepTimes: true });
     expect(summary).toMatchObject({ loaded: 1, updated: 2, refreshed: 0, skipped: 3, failed: 0 });
     const entry = await cache.peek(deriveKey('http://10.0.0.9:80'));
     expect(entry?.source).toBe('b');
@@ -128,6 +129,7 @@ describe('importRecords', () => {
       updated: 280,
       refreshed: 0,
       skipped: 0,
+      expired: 0,
       failed: 0,
     });
     expect(progress.at(-1)).toBe(320);
@@ -155,6 +157,7 @@ describe('importRecords', () => {
       updated: 0,
       refreshed: 0,
       skipped: 0,
+      expired: 0,
       failed: 2,
       failures: [
         { line: 1, reason: 'line 1: "ttlSeconds" must be a non-negative integer, got -1' },
@@ -223,7 +226,7 @@ describe('importRecords', () => {
     await cache.close();
   });
 
-  it('compares a record with its own times (an export) as it is, even over an expired entry', async () => {
+  it('with keepTimes, compares a record with its own times as it is and counts those expired', async () => {
     const clock = new ManualClock(Date.parse('2026-11-01T12:00:00Z'));
     const cache = await openCache({ clock });
     const line = JSON.stringify({
@@ -231,10 +234,49 @@ describe('importRecords', () => {
       fetch_time: '2026-11-01T10:00:00+00:00',
       expires_at: '2026-11-01T11:00:00+00:00',
     });
-    const once = await importRecords(cache, parseProxyRecords(chunks(line), { format: 'jsonl' }));
-    expect(once).toMatchObject({ loaded: 1 });
-    const twice = await importRecords(cache, parseProxyRecords(chunks(line), { format: 'jsonl' }));
+    const parse = () => parseProxyRecords(chunks(line), { format: 'jsonl' });
+    const once = await importRecords(cache, parse(), { keepTimes: true });
+    expect(once).toMatchObject({ loaded: 1, expired: 1 });
+    const twice = await importRecords(cache, parse(), { keepTimes: true });
     expect(twice).toMatchObject({ loaded: 0, refreshed: 0, skipped: 1 });
+    // Stored, but not served: it had expired before it arrived.
+    expect(await cache.get(deriveKey('http://10.0.0.9:80'))).toBeUndefined();
+    await cache.close();
+  });
+
+  it('by default, an older export is fetched now: its stated times give way to the TTL', async () => {
+    const now = Date.parse('2026-11-01T12:00:00Z');
+    const clock = new ManualClock(now);
+    const cache = await openCache({ clock });
+    const record = (port: number) =>
+      JSON.stringify({
+        proxy_url: `http://10.0.0.9:${port}`,
+        fetch_time: '2026-10-01T10:00:00+00:00',
+        expires_at: '2026-10-01T11:00:00+00:00',
+        ttl_seconds: 3600,
+      });
+    const text = `${record(80)}\n${record(81)}\n`;
+    const summary = await importRecords(
+      cache,
+      parseProxyRecords(chunks(text), { format: 'jsonl' }),
+    );
+    expect(summary).toMatchObject({ loaded: 2, expired: 0, failed: 0 });
+    const live = await cache.get(deriveKey('http://10.0.0.9:80'));
+    expect(live?.fetchTime).toBe(now);
+    expect(live?.expiresAt).toBe(now + 3_600_000);
+    // A TTL given to the import wins over the records' own.
+    await cache.clear();
+    await importRecords(cache, parseProxyRecords(chunks(text), { format: 'jsonl' }), {
+      ttlSeconds: 60,
+    });
+    const short = await cache.get(deriveKey('http://10.0.0.9:81'));
+    expect(short?.ttlSeconds).toBe(60);
+    expect(short?.expiresAt).toBe(now + 60_000);
+    await expect(
+      importRecords(cache, parseProxyRecords(chunks(text), { format: 'jsonl' }), {
+        keeptimes: true,
+      } as never),
+    ).rejects.toThrow(/"keeptimes" is not a importRecords option; did you mean "keepTimes"\?/);
     await cache.close();
   });
 
@@ -289,6 +331,7 @@ describe('importRecords', () => {
         updated: 0,
         refreshed: 0,
         skipped: 0,
+        expired: 0,
         failed: 0,
         failures: [],
       });
@@ -379,6 +422,7 @@ describe('proxywhirl files', () => {
       const summary = await importRecords(
         cache,
         parseProxyRecords(createReadStream(new URL(name, shards)), { format: 'jsonl', keyring }),
+        { keepTimes: true },
       );
       expect(summary.failed, name).toBe(0);
       loaded += summary.loaded;

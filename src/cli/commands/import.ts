@@ -15,6 +15,7 @@ export interface ImportCommandOptions {
   format?: ImportFormat;
   source?: string;
   ttl?: number;
+  keepTimes?: boolean;
 }
 
 export interface ImportResult extends ImportSummary {
@@ -102,6 +103,8 @@ export async function importInto(
   try {
     const summary = await importRecords(cache, items, {
       onProgress: (done) => progress.update(done),
+      keepTimes: options.keepTimes === true,
+      ...(options.ttl === undefined ? {} : { ttlSeconds: options.ttl }),
     });
     return { input: input.name, format: input.format, ...summary };
   } finally {
@@ -143,6 +146,11 @@ export async function importCommand(
   );
   if (cli.json) cli.outJson(result);
   else cli.out(importSummaryText(result));
+  if (result.expired > 0) {
+    cli.warn(
+      `${result.expired} imported ${result.expired === 1 ? 'entry had' : 'entries had'} already expired: --keep-times kept ${result.expired === 1 ? 'its' : 'their'} times, so ${result.expired === 1 ? 'it is' : 'they are'} stored but not served (import without --keep-times to fetch ${result.expired === 1 ? 'it' : 'them'} now)`,
+    );
+  }
   const stored = result.loaded + result.updated + result.refreshed + result.skipped;
   if (result.failed > 0 && stored === 0) {
     throw new CliError(
