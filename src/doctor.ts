@@ -9,6 +9,7 @@ import { DEFAULT_DATABASE_FILE, DEFAULT_JSONL_DIR } from './default-store.js';
 import { ProxyTierError } from './errors.js';
 import type { Logger } from './logger.js';
 import { openDefaultStore } from './default-store.js';
+import { isSqliteAvailable } from './tiers/sqlite/index.js';
 import type { ProxyCache, TokenReport } from './proxy-cache.js';
 
 /** One thing wrong, with what to do about it. */
@@ -225,18 +226,27 @@ async function checkStore(
     if (checks.tiers.some((tier) => tier.name.startsWith('jsonl'))) {
       const database = join(dir, DEFAULT_DATABASE_FILE);
       const orphan = await fs.stat(database).catch(() => undefined);
+      const sqliteHere = await isSqliteAvailable();
       problems.push(
-        orphan === undefined
+        orphan === undefined && sqliteHere
           ? {
+              // A store keeps the engine it was made with (see defaultTiers): this one is a JSONL
+              // store, made where better-sqlite3 was missing; nothing is missing now.
               severity: 'warning',
-              what: 'better-sqlite3 is not available, so the store uses the JSONL log: no health history and no indexed queries',
-              fix: 'npm install better-sqlite3 (it needs a C++ toolchain where no prebuilt binary exists)',
+              what: 'this is a JSONL store (made where better-sqlite3 was missing; it is available now): no health history and no indexed queries',
+              fix: `to move it to SQLite: proxytier --dir ${dir} export all.jsonl --secrets encrypted --include-expired, then proxytier --dir <new store> import all.jsonl --keep-times`,
             }
-          : {
-              severity: 'error',
-              what: `${database} holds a SQLite store, but better-sqlite3 is not available, so it is not read (the JSONL log is used instead)`,
-              fix: 'npm install better-sqlite3 (it needs a C++ toolchain where no prebuilt binary exists)',
-            },
+          : orphan === undefined
+            ? {
+                severity: 'warning',
+                what: 'better-sqlite3 is not available, so the store uses the JSONL log: no health history and no indexed queries',
+                fix: 'npm install better-sqlite3 (it needs a C++ toolchain where no prebuilt binary exists)',
+              }
+            : {
+                severity: 'error',
+                what: `${database} holds a SQLite store, but better-sqlite3 is not available, so it is not read (the JSONL log is used instead)`,
+                fix: 'npm install better-sqlite3 (it needs a C++ toolchain where no prebuilt binary exists)',
+              },
       );
     }
     const tokens = await cache.tokenReport();

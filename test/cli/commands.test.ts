@@ -360,6 +360,19 @@ describe('without better-sqlite3: the JSONL log', () => {
     ]);
     expect(doctor.checks.modes.every((mode) => mode.ok)).toBe(true);
   });
+
+  it('doctor tells a JSONL store apart from a missing engine once better-sqlite3 loads', async () => {
+    const doctor = await box.json<Doctor>(['doctor']);
+    expect(doctor.problems).toEqual([
+      {
+        severity: 'warning',
+        what: 'this is a JSONL store (made where better-sqlite3 was missing; it is available now): no health history and no indexed queries',
+        fix: `to move it to SQLite: proxytier --dir ${box.store} export all.jsonl --secrets encrypted --include-expired, then proxytier --dir <new store> import all.jsonl --keep-times`,
+      },
+    ]);
+    // It describes the store the other commands open: the JSONL tier alone, no memory tier.
+    expect(doctor.checks.tiers.map((tier) => tier.name)).toEqual(['jsonl']);
+  });
 });
 
 describe('help, version, default store, demo', () => {
