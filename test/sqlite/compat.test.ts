@@ -442,6 +442,81 @@ describe('what proxytier writes, proxywhirl reads', () => {
   });
 });
 
+describe('proxywhirl writing into a shared L2 database', () => {
+  it("a new proxy under an old key does not inherit the old one's health (INSERT OR REPLACE, plain DELETE)", async () => {
+    const path = join(dir, 'l2.db');
+    const { tier } = await open(path, 'l2');
+    const old = createEntry(
+      {
+        proxyUrl: 'http://10.7.1.1:3128',
+        source: 'provider-a',
+        consecutiveHealthFailures: 4,
+        totalHealthChecks: 12,
+        totalHealthCheckFailures: 5,
+        lastHealthError: 'connection refused',
+      },
+      { now: START, ttlSecondsFor: () => 600 },
+    );
+    await tier.set(old);
+    expect((await tier.get(old.key))?.totalHealthChecks).toBe(12);
+    // proxywhirl's DiskCacheTier.put, on its own connection (foreign keys off, as Python's
+    // sqlite3 leaves them), with the statement of its source.
+    const proxywhirlConnection = () => {
+      const db = rawDatabase(path);
+      db.pragma('foreign_keys = OFF'); // better-sqlite3 turns them on; Python's sqlite3 does not
+      return db;
+    };
+    const replace = (at: number) => {
+      const db = proxywhirlConnection();
+      db.prepare(
+        `INSERT OR REPLACE INTO l2_cache (
+          key, proxy_url, username_encrypted, password_encrypted,
+          source, fetch_time, last_accessed, access_count,
+          ttl_seconds, expires_at, health_status, failure_count,
+          evicted_from_l1
+        ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(
+        old.key,
+        old.proxyUrl,
+        null,
+        null,
+        'provider-b',
+        at,
+        at,
+        0,
+        600,
+        at + 600,
+        'unknown',
+        0,
+        0,
+      );
+      db.close();
+    };
+    replace(START / 1000 + 10);
+    const fresh = tier.peekSync(old.key);
+    expect(fresh?.source).toBe('provider-b');
+    expect(fresh).toMatchObject({
+      consecutiveHealthFailures: 0,
+      totalHealthChecks: 0,
+      totalHealthCheckFailures: 0,
+      lastHealthError: undefined,
+    });
+
+    // The same after proxywhirl's delete and a later put of the key.
+    await tier.set({ ...old, source: 'provider-c' });
+    const db = proxywhirlConnection();
+    db.prepare('DELETE FROM l2_cache WHERE key = ?').run(old.key);
+    expect(db.prepare('SELECT count(*) AS n FROM proxytier_l2_health').get()).toEqual({ n: 0 });
+    db.close();
+    replace(START / 1000 + 20);
+    expect(tier.peekSync(old.key)?.totalHealthChecks).toBe(0);
+    // proxytier's own updates keep the side row (an UPSERT is not an insert).
+    await tier.set({ ...old, source: 'provider-d' });
+    await tier.set({ ...old, source: 'provider-e' });
+    expect(tier.peekSync(old.key)).toMatchObject({ source: 'provider-e', totalHealthChecks: 12 });
+  });
+});
+
 describe('importJsonlShards (proxywhirl migrate_from_jsonl)', () => {
   async function shards(): Promise<string> {
     const target = join(dir, 'jsonl');

@@ -175,6 +175,14 @@ const L2_EXTRAS = [
     total_health_checks INTEGER NOT NULL DEFAULT 0,
     total_health_check_failures INTEGER NOT NULL DEFAULT 0
   )`,
+  // proxywhirl writes with INSERT OR REPLACE and deletes on connections without foreign keys
+  // (Python's sqlite3 leaves them off), so the cascade above does not run for its writes: a new
+  // proxy under an old key would inherit the old one's health. Triggers run on every connection.
+  // An insert is a new row (proxytier's own writes are UPSERTs, which fire update triggers).
+  `CREATE TRIGGER IF NOT EXISTS proxytier_l2_health_reset AFTER INSERT ON l2_cache
+    BEGIN DELETE FROM proxytier_l2_health WHERE key = NEW.key; END`,
+  `CREATE TRIGGER IF NOT EXISTS proxytier_l2_health_gone AFTER DELETE ON l2_cache
+    BEGIN DELETE FROM proxytier_l2_health WHERE key = OLD.key; END`,
   'CREATE INDEX IF NOT EXISTS idx_l2_expires_at ON l2_cache(expires_at)',
   'CREATE INDEX IF NOT EXISTS idx_l2_source ON l2_cache(source)',
   'CREATE INDEX IF NOT EXISTS proxytier_l2_last_accessed ON l2_cache(last_accessed)',
