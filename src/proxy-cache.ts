@@ -18,7 +18,7 @@ import {
   type ProxyEntry,
   type ProxyEntryInput,
 } from './record/entry.js';
-import { describeError } from './stack/describe-error.js';
+import { describeError } from './describe-error.js';
 import { verifyStoreKey } from './stack/store-key.js';
 import {
   forEachStoredEntry,

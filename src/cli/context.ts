@@ -3,7 +3,7 @@ import { defaultStoreDir, hasDefaultStore, openDefaultStore } from '../default-s
 import type { ProxyCache } from '../proxy-cache.js';
 import { resolveKeyring, type ResolvedKeyring } from '../crypto/key-source.js';
 import { createStderrLogger, LOG_LEVELS, type Logger, type LogLevel } from '../logger.js';
-import { ProxyTierError } from '../errors.js';
+import { CliError, UsageError } from './errors.js';
 import type { Keyring } from '../crypto/keyring.js';
 
 /** Options every command takes (before or after the command name). */
@@ -15,23 +15,7 @@ export interface GlobalOptions {
   debug?: boolean;
 }
 
-/** A mistake in how the command was called: exit code 2. */
-export class UsageError extends Error {
-  readonly exitCode = 2;
-}
-
-/**
- * A failure the command reports itself, in one line (exit code 1). `code` is shown first, like a
- * `ProxyTierError`'s.
- */
-export class CliError extends Error {
-  constructor(
-    message: string,
-    readonly code?: string,
-  ) {
-    super(message);
-  }
-}
+export { CliError, UsageError } from './errors.js';
 
 /** The command's context: its options, the logger and the output helpers. */
 export class Cli {
@@ -150,19 +134,4 @@ export class Cli {
       await cache.close();
     }
   }
-}
-
-/** `CODE: message` for a proxytier error, the message for anything else. */
-export function describeError(error: unknown): string {
-  if (error instanceof ProxyTierError || error instanceof CliError) {
-    const code = error instanceof CliError ? error.code : error.code;
-    return code === undefined ? error.message : `${code}: ${error.message}`;
-  }
-  if (error instanceof Error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    return code !== undefined && !error.message.includes(code)
-      ? `${code}: ${error.message}`
-      : error.message;
-  }
-  return String(error);
 }

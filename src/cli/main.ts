@@ -17,7 +17,8 @@ import {
 } from '../io/export.js';
 import type { ProxyQueryOrder } from '../tiers/tier.js';
 import type { HealthStatus } from '../record/entry.js';
-import { Cli, UsageError, describeError, type GlobalOptions } from './context.js';
+import { describeError } from '../describe-error.js';
+import { Cli, UsageError, type GlobalOptions } from './context.js';
 import { demoCommand, EXAMPLE_FILE } from './commands/demo.js';
 import { doctorCommand } from './commands/doctor.js';
 import { exportCommand } from './commands/export.js';
@@ -514,7 +515,7 @@ export async function main(argv: string[]): Promise<number> {
       return error.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
     }
     const debug = argv.includes('--debug');
-    const message = describeError(error);
+    const message = error instanceof UsageError ? error.message : describeError(error);
     process.stderr.write(`proxytier: ${message}\n`);
     if (debug && error instanceof Error && error.stack !== undefined) {
       process.stderr.write(`${error.stack}\n`);

@@ -9,7 +9,7 @@ import {
 import type { Logger } from '../logger.js';
 import { TierCounters } from '../stats.js';
 import type { Tier, TierContext } from '../tiers/tier.js';
-import { describeError } from './describe-error.js';
+import { describeError } from '../describe-error.js';
 import { ReplayLog } from './replay-log.js';
 
 /** What a slot's call resolves when the tier failed it (after any retries). */

@@ -12,7 +12,7 @@ import type {
   TierContext,
 } from '../tiers/tier.js';
 import { TierChangeFeed, type BusMessage, type CacheBus } from './bus.js';
-import { describeError } from './describe-error.js';
+import { describeError } from '../describe-error.js';
 import { KeyLock } from './key-lock.js';
 import type { HeldChange } from './replay-log.js';
 import { FAILED, TierSlot, type SlotSettings } from './tier-slot.js';

@@ -52,7 +52,10 @@ export async function migrateCommand(
     );
   });
   if (!info.isDirectory()) {
-    throw new CliError(`${sourceDir} is not a directory: give proxywhirl's cache directory`);
+    throw new CliError(
+      `${sourceDir} is not a directory: give proxywhirl's cache directory`,
+      'ENOTDIR',
+    );
   }
   const source = await proxywhirlKeyring(cli, options.keyFile);
   const { keyring } = await cli.storeKeyring();

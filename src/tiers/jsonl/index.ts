@@ -39,6 +39,7 @@ import { copyRecords, type CompactionReport } from './compaction.js';
 import { encodeHint, readHint, tailCrc } from './hint.js';
 import { KeyDir } from './keydir.js';
 import type { KeyCheck } from '../../crypto/key-check.js';
+import { describeError } from '../../describe-error.js';
 import { FileLock, removeStaleAsides } from '../../file-lock.js';
 import { readKeyCheckFiles, writeKeyCheckFile } from './key-checks.js';
 import { fsyncDir, LogFile, readAt, scanRange, writeAll } from './log.js';
@@ -1700,13 +1701,4 @@ export class JsonlTier implements Tier {
     if (error instanceof ProxyTierError) return error;
     return new TierError(this.name, `${doing}: ${describeError(error)}`, { cause: error });
   }
-}
-
-function describeError(error: unknown): string {
-  if (error instanceof ProxyTierError) return `${error.code}: ${error.message}`;
-  if (error instanceof Error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    return code === undefined ? error.message : `${code}: ${error.message}`;
-  }
-  return String(error);
 }
