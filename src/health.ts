@@ -24,8 +24,34 @@
  */
 import { InvalidOptionError } from './errors.js';
 import { assertIntegerOption, assertOptionsObject, rejectUnknownOptions } from './option-check.js';
-import type { HealthStatus, ProxyEntry } from './record/entry.js';
-import type { HealthCheckInput } from './tiers/tier.js';
+import { describe, type HealthStatus, type ProxyEntry } from './record/entry.js';
+
+/** Outcome of one health check, as proxywhirl records it in `health_history.status`. */
+export type HealthCheckStatus = 'healthy' | 'unhealthy';
+
+/** One health check of a proxy, as given to `recordHealthCheck`. */
+export interface HealthCheckInput {
+  status: HealthCheckStatus;
+  /** Round-trip time of the check, when it got an answer. */
+  responseTimeMs?: number | undefined;
+  /** What went wrong, for a failed check. Must not contain credentials. */
+  error?: string | undefined;
+  /** The URL the check fetched through the proxy. */
+  checkUrl: string;
+  /** When the check ran, epoch ms. Default: the clock's now. */
+  at?: number | undefined;
+}
+
+/** One row of a proxy's health history. */
+export interface HealthCheckRecord {
+  key: string;
+  /** Epoch ms. */
+  checkTime: number;
+  status: HealthCheckStatus;
+  responseTimeMs: number | undefined;
+  error: string | undefined;
+  checkUrl: string;
+}
 
 /** Thresholds and intervals of the health policy. Every field is documented with its default. */
 export interface HealthPolicy {
@@ -161,4 +187,59 @@ export function resolveHealthPolicy(
     );
   }
   return Object.freeze(policy);
+}
+
+/**
+ * Checks one health check given to `recordHealthCheck` (the one validator: the cache and every
+ * tier call it); `at` defaults to `now`. Throws `InvalidOptionError` naming the field.
+ */
+export function validateHealthCheck(check: HealthCheckInput, now: number): TimedHealthCheck {
+  if (check === null || typeof check !== 'object') {
+    throw new InvalidOptionError(`a health check must be an object, got ${describe(check)}`);
+  }
+  const { status, responseTimeMs, error, checkUrl, at } = check;
+  if (status !== 'healthy' && status !== 'unhealthy') {
+    throw new InvalidOptionError(
+      `"status" of a health check must be "healthy" or "unhealthy", got ${describe(status)}`,
+    );
+  }
+  if (
+    responseTimeMs !== undefined &&
+    (typeof responseTimeMs !== 'number' || !Number.isFinite(responseTimeMs) || responseTimeMs < 0)
+  ) {
+    throw new InvalidOptionError(
+      `"responseTimeMs" of a health check must be a non-negative number, got ${describe(responseTimeMs)}`,
+    );
+  }
+  if (error !== undefined && typeof error !== 'string') {
+    throw new InvalidOptionError(
+      `"error" of a health check must be a string, got ${describe(error)}`,
+    );
+  }
+  if (typeof checkUrl !== 'string' || checkUrl === '') {
+    throw new InvalidOptionError(
+      `"checkUrl" of a health check must be a non-empty string, got ${describe(checkUrl)}`,
+    );
+  }
+  if (at !== undefined && (typeof at !== 'number' || !Number.isFinite(at))) {
+    throw new InvalidOptionError(
+      `"at" of a health check must be a time in epoch ms, got ${describe(at)}`,
+    );
+  }
+  return { status, responseTimeMs, error, checkUrl, at: at ?? now };
+}
+
+/** The health fields of an entry, as a patch for the other tiers. */
+export function healthFields(entry: ProxyEntry): HealthPatch {
+  return {
+    healthStatus: entry.healthStatus,
+    lastHealthCheck: entry.lastHealthCheck,
+    consecutiveHealthFailures: entry.consecutiveHealthFailures,
+    consecutiveHealthSuccesses: entry.consecutiveHealthSuccesses,
+    recoveryAttempt: entry.recoveryAttempt,
+    nextCheckTime: entry.nextCheckTime,
+    lastHealthError: entry.lastHealthError,
+    totalHealthChecks: entry.totalHealthChecks,
+    totalHealthCheckFailures: entry.totalHealthCheckFailures,
+  };
 }

@@ -8,10 +8,10 @@ import {
   TierUnavailableError,
   UnsupportedOperationError,
 } from './errors.js';
-import { applyHealthCheck } from './health.js';
+import { applyHealthCheck, healthFields, validateHealthCheck } from './health.js';
 import type { Logger } from './logger.js';
 import { resolveOptions, type ProxyCacheOptions, type ResolvedOptions } from './options.js';
-import { healthFields, normalizeQuery, scanQuery, validateHealthCheck } from './query.js';
+import { normalizeQuery, scanQuery } from './query.js';
 import {
   toValidEntry,
   type EntryDefaults,

@@ -1,6 +1,5 @@
-// Health checks and queries as the stack handles them when no tier indexes them itself.
+// Queries as the stack handles them when no tier indexes them itself.
 import { InvalidOptionError, UnsupportedOperationError } from './errors.js';
-import type { HealthPatch, TimedHealthCheck } from './health.js';
 import {
   assertIntegerOption,
   assertOptionsObject,
@@ -8,52 +7,7 @@ import {
   type OptionNames,
 } from './option-check.js';
 import { HEALTH_STATUSES, describe, type HealthStatus, type ProxyEntry } from './record/entry.js';
-import type { HealthCheckInput, ProxyQuery, ProxyQueryOrder } from './tiers/tier.js';
-
-/** Checks a health check given by a caller and fills its time; errors name the field. */
-export function validateHealthCheck(check: HealthCheckInput, now: number): TimedHealthCheck {
-  if (check === null || typeof check !== 'object') {
-    throw new InvalidOptionError(`a health check must be an object, got ${typeof check}`);
-  }
-  if (check.status !== 'healthy' && check.status !== 'unhealthy') {
-    throw new InvalidOptionError(
-      `"status" of a health check must be "healthy" or "unhealthy", got ${JSON.stringify(check.status)}`,
-    );
-  }
-  if (typeof check.checkUrl !== 'string' || check.checkUrl === '') {
-    throw new InvalidOptionError('"checkUrl" of a health check must be a non-empty string');
-  }
-  const { responseTimeMs, error, at } = check;
-  if (responseTimeMs !== undefined && !(Number.isFinite(responseTimeMs) && responseTimeMs >= 0)) {
-    throw new InvalidOptionError(
-      `"responseTimeMs" of a health check must be a non-negative number, got ${String(responseTimeMs)}`,
-    );
-  }
-  if (error !== undefined && typeof error !== 'string') {
-    throw new InvalidOptionError(`"error" of a health check must be a string, got ${typeof error}`);
-  }
-  if (at !== undefined && !Number.isFinite(at)) {
-    throw new InvalidOptionError(
-      `"at" of a health check must be epoch milliseconds, got ${String(at)}`,
-    );
-  }
-  return { ...check, at: at ?? now };
-}
-
-/** The health fields of an entry, as a patch for the other tiers. */
-export function healthFields(entry: ProxyEntry): HealthPatch {
-  return {
-    healthStatus: entry.healthStatus,
-    lastHealthCheck: entry.lastHealthCheck,
-    consecutiveHealthFailures: entry.consecutiveHealthFailures,
-    consecutiveHealthSuccesses: entry.consecutiveHealthSuccesses,
-    recoveryAttempt: entry.recoveryAttempt,
-    nextCheckTime: entry.nextCheckTime,
-    lastHealthError: entry.lastHealthError,
-    totalHealthChecks: entry.totalHealthChecks,
-    totalHealthCheckFailures: entry.totalHealthCheckFailures,
-  };
-}
+import type { ProxyQuery, ProxyQueryOrder } from './tiers/tier.js';
 
 /** The orders `query` accepts, the default first. */
 export const QUERY_ORDERS: readonly ProxyQueryOrder[] = Object.freeze([

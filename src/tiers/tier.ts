@@ -1,6 +1,6 @@
 import type { Clock } from '../clock.js';
 import type { KeyCheck } from '../crypto/key-check.js';
-import type { HealthPolicy } from '../health.js';
+import type { HealthCheckInput, HealthCheckRecord, HealthPolicy } from '../health.js';
 import type { Logger } from '../logger.js';
 import type { HealthStatus, ProxyEntry } from '../record/entry.js';
 import type { TokenCipher } from '../record/secret.js';
@@ -165,32 +165,7 @@ export interface Tier {
   close(): Promise<void>;
 }
 
-/** Outcome of one health check, as proxywhirl records it in `health_history.status`. */
-export type HealthCheckStatus = 'healthy' | 'unhealthy';
-
-/** One health check of a proxy, as given to `recordHealthCheck`. */
-export interface HealthCheckInput {
-  status: HealthCheckStatus;
-  /** Round-trip time of the check, when it got an answer. */
-  responseTimeMs?: number | undefined;
-  /** What went wrong, for a failed check. Must not contain credentials. */
-  error?: string | undefined;
-  /** The URL the check fetched through the proxy. */
-  checkUrl: string;
-  /** When the check ran, epoch ms. Default: the clock's now. */
-  at?: number | undefined;
-}
-
-/** One row of a proxy's health history. */
-export interface HealthCheckRecord {
-  key: string;
-  /** Epoch ms. */
-  checkTime: number;
-  status: HealthCheckStatus;
-  responseTimeMs: number | undefined;
-  error: string | undefined;
-  checkUrl: string;
-}
+export type { HealthCheckInput, HealthCheckRecord, HealthCheckStatus } from '../health.js';
 
 /** Orders a `query` can sort by; each is served by an index or a bounded aggregate. */
 export type ProxyQueryOrder = 'lastHealthCheck' | 'responseTime' | 'successRate' | 'lastAccessed';

@@ -95,3 +95,53 @@ describe('health checks and queries without a history tier', () => {
     await cache.close();
   });
 });
+
+describe('one health-check validator', () => {
+  it('the cache and a SQLite tier called directly refuse the same checks with the same message', async () => {
+    const { SqliteTier } = await import('../../src/tiers/sqlite/index.js');
+    const { ProxyCache } = await import('../../src/proxy-cache.js');
+    const { Keyring } = await import('../../src/crypto/keyring.js');
+    const { generateFernetKey } = await import('../../src/crypto/fernet.js');
+    const { silentLogger } = await import('../../src/logger.js');
+    const { mkdtemp, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = await mkdtemp(join(tmpdir(), 'proxytier-validator-'));
+    const memory = await ProxyCache.open({ sweepIntervalMs: 0, logger: silentLogger });
+    const tier = new SqliteTier({ path: join(dir, 'store.db'), role: 'l3' });
+    const sqlite = await ProxyCache.open({
+      tiers: [tier],
+      keyring: new Keyring(generateFernetKey()),
+      sweepIntervalMs: 0,
+      logger: silentLogger,
+    });
+    const bad: unknown[] = [
+      null,
+      { status: 'fine', checkUrl: 'http://x' },
+      { status: 'healthy', checkUrl: '' },
+      { status: 'healthy', checkUrl: 'http://x', responseTimeMs: -1 },
+      { status: 'healthy', checkUrl: 'http://x', responseTimeMs: '5' },
+      { status: 'healthy', checkUrl: 'http://x', error: 42 },
+      { status: 'healthy', checkUrl: 'http://x', at: 'now' },
+    ];
+    for (const cache of [memory, sqlite]) await cache.put({ proxyUrl: proxy(1) });
+    const { deriveKey } = await import('../../src/record/url.js');
+    const key = deriveKey(proxy(1));
+    const messages = async (target: Pick<typeof memory, 'recordHealthCheck'>) =>
+      Promise.all(
+        bad.map((check) =>
+          target.recordHealthCheck(key, check as never).then(
+            () => 'accepted',
+            (error: Error & { code: string }) => `${error.code}: ${error.message}`,
+          ),
+        ),
+      );
+    const fromMemory = await messages(memory);
+    expect(fromMemory.every((message) => message.startsWith('E_INVALID_OPTION: '))).toBe(true);
+    expect(await messages(sqlite)).toEqual(fromMemory);
+    expect(await messages(tier)).toEqual(fromMemory);
+    await memory.close();
+    await sqlite.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+});

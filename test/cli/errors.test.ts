@@ -21,9 +21,7 @@ describe('command-line errors', () => {
     expect(describeError(new CliError('no store in ./x', 'E_NO_STORE'))).toBe(
       'E_NO_STORE: no store in ./x',
     );
-    expect(describeError(new TierError('sqlite', 'disk I/O error'))).toBe(
-      'E_TIER: disk I/O error',
-    );
+    expect(describeError(new TierError('sqlite', 'disk I/O error'))).toBe('E_TIER: disk I/O error');
     const system = Object.assign(new Error('open failed'), { code: 'ENOENT' });
     expect(describeError(system)).toBe('ENOENT: open failed');
     const named = Object.assign(new Error('ENOENT: no such file'), { code: 'ENOENT' });

@@ -1,9 +1,8 @@
-// Health-history rows and checks as they cross the tier's boundary: validation of what callers
-// give, and the mapping of proxywhirl's `health_history` rows to `HealthCheckRecord`s.
+// Health-history rows as they cross the tier's boundary: the mapping of proxywhirl's
+// `health_history` rows to `HealthCheckRecord`s. (Checks are validated by health.ts.)
 import { InvalidOptionError } from '../../errors.js';
-import type { TimedHealthCheck } from '../../health.js';
 import { describe } from '../../record/entry.js';
-import type { HealthCheckInput, HealthCheckRecord } from '../tier.js';
+import type { HealthCheckRecord } from '../tier.js';
 import { toMs } from './codec.js';
 
 /** A `health_history` row as the tier selects it (by column name). */
@@ -14,46 +13,6 @@ export interface HistoryRow {
   response_time_ms: number | null;
   error_message: string | null;
   check_url: string;
-}
-
-/**
- * Checks one health check given to `recordHealthCheck`; `at` defaults to `now`. Throws
- * `InvalidOptionError` naming the field.
- */
-export function validateHealthCheck(check: HealthCheckInput, now: number): TimedHealthCheck {
-  if (check === null || typeof check !== 'object') {
-    throw new InvalidOptionError(`a health check must be an object, got ${describe(check)}`);
-  }
-  const { status, responseTimeMs, error, checkUrl, at } = check;
-  if (status !== 'healthy' && status !== 'unhealthy') {
-    throw new InvalidOptionError(
-      `"status" of a health check must be "healthy" or "unhealthy", got ${describe(status)}`,
-    );
-  }
-  if (
-    responseTimeMs !== undefined &&
-    (typeof responseTimeMs !== 'number' || !Number.isFinite(responseTimeMs) || responseTimeMs < 0)
-  ) {
-    throw new InvalidOptionError(
-      `"responseTimeMs" of a health check must be a non-negative number, got ${describe(responseTimeMs)}`,
-    );
-  }
-  if (error !== undefined && typeof error !== 'string') {
-    throw new InvalidOptionError(
-      `"error" of a health check must be a string, got ${describe(error)}`,
-    );
-  }
-  if (typeof checkUrl !== 'string' || checkUrl === '') {
-    throw new InvalidOptionError(
-      `"checkUrl" of a health check must be a non-empty string, got ${describe(checkUrl)}`,
-    );
-  }
-  if (at !== undefined && (typeof at !== 'number' || !Number.isFinite(at))) {
-    throw new InvalidOptionError(
-      `"at" of a health check must be a time in epoch ms, got ${describe(at)}`,
-    );
-  }
-  return { status, responseTimeMs, error, checkUrl, at: at ?? now };
 }
 
 /** A stored row as a record (times in epoch ms). */

@@ -2,7 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { KeyCheck } from '../../crypto/key-check.js';
 import { ClosedError, InvalidOptionError, TierBusyError, TierError } from '../../errors.js';
-import { applyHealthCheck, type HealthPolicy, type TimedHealthCheck } from '../../health.js';
+import {
+  applyHealthCheck,
+  validateHealthCheck,
+  type HealthPolicy,
+  type TimedHealthCheck,
+} from '../../health.js';
 import { describe, type ProxyEntry } from '../../record/entry.js';
 import type {
   EntryAccess,
@@ -29,12 +34,7 @@ import {
 import { acquireConnection, releaseConnection, type SharedConnection } from './connection.js';
 import { toTierError, type Statement } from './driver.js';
 import { GroupCommit, type BatchRunner, type WriteStats } from './group-commit.js';
-import {
-  historyRecord,
-  validateHealthCheck,
-  validateHistoryRow,
-  type HistoryRow,
-} from './history.js';
+import { historyRecord, validateHistoryRow, type HistoryRow } from './history.js';
 import { importJsonlShards, type JsonlImportResult } from './jsonl-import.js';
 import { insertKeyCheck, readKeyChecks } from './key-checks.js';
 import {
