@@ -6,6 +6,8 @@ import type { Cli } from '../context.js';
 import { redactedRecords } from '../format.js';
 import { importInto, importSummaryText, openInput } from './import.js';
 import { listTable, statsTable } from './inspect.js';
+import type { Command } from 'commander';
+import { example, withCommonOptions, type RegisterCommands } from '../program.js';
 
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 /** The example pool shipped with the package. */
@@ -46,3 +48,21 @@ export async function demoCommand(cli: Cli, file: string): Promise<void> {
     cli.out('\nnext: proxytier list, proxytier stats, proxytier doctor, proxytier --help');
   }, keyring);
 }
+
+/** Registers the `demo` command on the program. */
+export const register: RegisterCommands = (program, cli) => {
+  withCommonOptions(
+    program
+      .command('demo')
+      .description(
+        'import the example proxy pool into the store, read it back, print statistics and the healthiest entries',
+      )
+      .argument(
+        '[file]',
+        'a proxy list (default: the example pool shipped with proxytier)',
+        EXAMPLE_FILE,
+      ),
+  )
+    .addHelpText('after', example('proxytier demo', 'proxytier demo --dir /tmp/proxytier-demo'))
+    .action((file: string, _options: unknown, command: Command) => demoCommand(cli(command), file));
+};

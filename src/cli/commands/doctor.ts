@@ -3,6 +3,8 @@ import { ENV_SOURCE_VARIABLES } from '../../crypto/key-source.js';
 import { diagnose, type Diagnosis } from '../../doctor.js';
 import { CliError, type Cli } from '../context.js';
 import { table } from '../format.js';
+import type { Command } from 'commander';
+import { example, withCommonOptions, type RegisterCommands } from '../program.js';
 
 export async function doctorCommand(cli: Cli): Promise<void> {
   const diagnosis = await diagnose({
@@ -71,3 +73,21 @@ function doctorText({ checks, problems }: Diagnosis): string {
   }
   return lines.join('\n');
 }
+
+/** Registers the `doctor` command on the program. */
+export const register: RegisterCommands = (program, cli) => {
+  withCommonOptions(
+    program
+      .command('doctor')
+      .description(
+        'check the store and its key: tiers, key source, file modes, tokens under old keys',
+      ),
+  )
+    .addHelpText(
+      'after',
+      `${example('proxytier doctor', 'proxytier doctor --json')}
+Nothing is created or changed. Exit 1 when a problem of severity "error" was found.
+`,
+    )
+    .action((_options: unknown, command: Command) => doctorCommand(cli(command)));
+};

@@ -7,6 +7,9 @@ import { writeFileAtomically } from '../atomic-file.js';
 import type { Cli } from '../context.js';
 import { entriesWord } from '../format.js';
 import { jobProgress } from '../progress.js';
+import { Option, type Command } from 'commander';
+import { EXPORT_FORMATS, SECRETS_MODES } from '../../io/export.js';
+import { example, withCommonOptions, type RegisterCommands } from '../program.js';
 
 export interface ExportCommandOptions {
   format?: ExportFormat;
@@ -100,3 +103,45 @@ async function storedEntries(cache: ProxyCache): Promise<number | undefined> {
   const stats = await cache.stats();
   return Math.max(0, ...stats.tiers.map((tier) => tier.entries ?? 0));
 }
+
+/** Registers the `export` command on the program. */
+export const register: RegisterCommands = (program, cli) => {
+  withCommonOptions(
+    program
+      .command('export')
+      .description('export every stored entry as JSONL, CSV or a JSON array')
+      .argument(
+        '[file]',
+        'the file to write (atomically, mode 0600); - or none for standard output',
+      )
+      .addOption(
+        new Option(
+          '--format <format>',
+          'the output format (default: from the file extension, else jsonl)',
+        ).choices(EXPORT_FORMATS),
+      )
+      .addOption(
+        new Option(
+          '--secrets <mode>',
+          'how credentials are written: left out, as Fernet tokens under the store key, or in clear',
+        )
+          .choices(SECRETS_MODES)
+          .default('redacted'),
+      )
+      .option(
+        '--include-expired',
+        'also export entries whose TTL ran out but that are still stored',
+      ),
+  )
+    .addHelpText(
+      'after',
+      `${example('proxytier export pool.csv', 'proxytier export --secrets encrypted backup.jsonl', 'proxytier export --secrets plain --format json - | jq .')}
+Export reads the store without changing statistics or access times. "plain" writes every
+credential in clear (a warning says so); "encrypted" writes tokens that an import with the same
+key restores. Exported then imported, every field comes back as it was.
+`,
+    )
+    .action((file: string | undefined, options: ExportCommandOptions, command: Command) =>
+      exportCommand(cli(command), file, options),
+    );
+};

@@ -7,6 +7,14 @@ import type { ProxyCache } from '../../proxy-cache.js';
 import type { Keyring } from '../../crypto/keyring.js';
 import { CliError, type Cli } from '../context.js';
 import { jobProgress } from '../progress.js';
+import { Option, type Command } from 'commander';
+import { IMPORT_FORMATS } from '../../io/import.js';
+import {
+  example,
+  nonNegativeInteger,
+  withCommonOptions,
+  type RegisterCommands,
+} from '../program.js';
 
 /** Failures listed in the text summary; `--json` lists them all. */
 export const FAILURES_SHOWN = 20;
@@ -164,3 +172,40 @@ export async function importCommand(
     );
   }
 }
+
+/** Registers the `import` command on the program. */
+export const register: RegisterCommands = (program, cli) => {
+  withCommonOptions(
+    program
+      .command('import')
+      .description('import proxies from a CSV, JSON, JSONL or text file (or - for standard input)')
+      .argument('<file>', 'the file to import, or - for standard input')
+      .addOption(
+        new Option(
+          '--format <format>',
+          'the input format (default: from the file extension, else the content)',
+        ).choices(IMPORT_FORMATS),
+      )
+      .option('--source <name>', 'the source of records that name none (default: manual)')
+      .option(
+        '--ttl <seconds>',
+        "the TTL of the imported records (default: each record's own, else the store's, 3600)",
+        nonNegativeInteger('--ttl'),
+      )
+      .option(
+        '--keep-times',
+        'keep the fetch time and expiry that records state (an export); by default every record is fetched now',
+      ),
+  )
+    .addHelpText(
+      'after',
+      `${example('proxytier import proxies.csv --source provider-a --ttl 86400', 'curl -s https://example.com/list.txt | proxytier import - --format text')}
+Prints loaded / updated / skipped / failed, with the line and reason of each failed record
+(the first 20; --json lists all). Exit 0 when the input was read, even if some records failed;
+1 when nothing could be read (a missing, empty or binary file, or every record failed).
+`,
+    )
+    .action((file: string, options: ImportCommandOptions, command: Command) =>
+      importCommand(cli(command), file, options),
+    );
+};

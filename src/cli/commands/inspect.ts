@@ -18,6 +18,9 @@ import {
   table,
   time,
 } from '../format.js';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { QUERY_ORDERS } from '../../query.js';
+import { example, positiveInteger, withCommonOptions, type RegisterCommands } from '../program.js';
 
 /** What `deriveKey` makes: 16 hex digits. */
 const DERIVED_KEY = /^[0-9a-f]{16}$/i;
@@ -345,3 +348,101 @@ function describeReport(report: unknown): string {
     )
     .join(', ');
 }
+
+/** Registers the commands that read the store: `get`, `list`, `stats`, `history`, `cleanup`, `compact` on the program. */
+export const register: RegisterCommands = (program, cli) => {
+  withCommonOptions(
+    program
+      .command('get')
+      .description('show one entry (credentials as yes/no), by key or proxy URL')
+      .argument('<key|url>', 'a cache key (16 hex digits) or a proxy URL'),
+  )
+    .addHelpText(
+      'after',
+      example('proxytier get 5767fc14bc03465a', 'proxytier get socks5://198.51.100.7:1080 --json'),
+    )
+    .action((target: string, _options: unknown, command: Command) =>
+      getCommand(cli(command), target),
+    );
+  withCommonOptions(
+    program
+      .command('list')
+      .description('list entries as a table: key, url, source, health, expires in, credentials')
+      .option(
+        '--health <status...>',
+        `only these health statuses (${HEALTH_STATUSES.join(', ')}; several allowed)`,
+        (value: string, previous: HealthStatus[] | undefined) => parseHealth(value, previous),
+      )
+      .option('--source <name>', 'only entries of this source')
+      .option('--scheme <scheme>', 'only entries of this proxy scheme (http, https, socks5, ...)')
+      .option('--expired', 'only entries whose TTL ran out but that are not removed yet')
+      .option('--limit <n>', 'at most this many entries', positiveInteger('--limit'), 50)
+      .addOption(
+        new Option(
+          '--sort <order>',
+          'the order: most recent access or check, best success rate, fastest response',
+        )
+          .choices(QUERY_ORDERS)
+          .default('lastAccessed'),
+      ),
+  )
+    .addHelpText(
+      'after',
+      example(
+        'proxytier list --health healthy degraded --sort successRate --limit 20',
+        'proxytier list --source provider-a --scheme socks5',
+        'proxytier list --expired',
+      ),
+    )
+    .action((options: ListOptions, command: Command) => listCommand(cli(command), options));
+  withCommonOptions(
+    program.command('stats').description('entries, hits, misses, evictions and state of each tier'),
+  )
+    .addHelpText(
+      'after',
+      `${example('proxytier stats', 'proxytier stats --json')}
+Hits, misses and evictions are counted by the process that makes them: a fresh proxytier process
+starts at zero, so this command mostly shows how many entries each tier holds. A program using
+the library sees its own counters with cache.stats().
+`,
+    )
+    .action((_options: unknown, command: Command) => statsCommand(cli(command)));
+  withCommonOptions(
+    program
+      .command('history')
+      .description('the health checks of one proxy, newest first')
+      .argument('<key|url>', 'a cache key or a proxy URL')
+      .option('--limit <n>', 'at most this many checks', positiveInteger('--limit'), 20)
+      .option(
+        '--since <time>',
+        'only checks at or after this ISO 8601 time (UTC without an offset)',
+        (value: string) => {
+          try {
+            return parseSince(value);
+          } catch (error) {
+            throw new InvalidArgumentError(error instanceof Error ? error.message : String(error));
+          }
+        },
+      ),
+  )
+    .addHelpText(
+      'after',
+      example(
+        'proxytier history http://192.0.2.10:8080 --since 2026-11-01T00:00:00Z',
+        'proxytier history daa6883de3b5ea2d --limit 5 --json',
+      ),
+    )
+    .action((target: string, options: HistoryOptions, command: Command) =>
+      historyCommand(cli(command), target, options),
+    );
+  withCommonOptions(program.command('cleanup').description('remove the entries whose TTL ran out'))
+    .addHelpText('after', example('proxytier cleanup'))
+    .action((_options: unknown, command: Command) => cleanupCommand(cli(command)));
+  withCommonOptions(
+    program
+      .command('compact')
+      .description('reclaim space: checkpoint and vacuum the database, rewrite the log'),
+  )
+    .addHelpText('after', example('proxytier compact --json'))
+    .action((_options: unknown, command: Command) => compactCommand(cli(command)));
+};

@@ -5,8 +5,14 @@ import { writeKeyFile } from '../../crypto/key-file.js';
 import { rotateKey, type KeyRotation } from '../../key-rotation.js';
 import { CliError, type Cli } from '../context.js';
 import { jobProgress } from '../progress.js';
+import type { Command } from 'commander';
+import { example, withCommonOptions, type RegisterCommands } from '../program.js';
 
-export async function keyGenerateCommand(cli: Cli, options: { output?: string }): Promise<void> {
+export interface GenerateOptions {
+  output?: string;
+}
+
+export async function keyGenerateCommand(cli: Cli, options: GenerateOptions): Promise<void> {
   const key = generateFernetKey();
   const fingerprint = new FernetKey(key).fingerprint;
   if (options.output === undefined) {
@@ -77,3 +83,52 @@ function report(cli: Cli, rotation: KeyRotation): void {
   }
   cli.out(lines.join('\n'));
 }
+
+/** Registers the `key generate` and `key rotate` commands on the program. */
+export const register: RegisterCommands = (program, cli) => {
+  const key = program
+    .command('key')
+    .description('make a new key, or rotate the store key')
+    .addHelpText(
+      'after',
+      example('proxytier key generate --output ~/.config/proxytier/key', 'proxytier key rotate'),
+    );
+  withCommonOptions(
+    key
+      .command('generate')
+      .description('print a new Fernet key, or write it to a new key file (mode 0600)')
+      .option(
+        '--output <file>',
+        'write the key to this new file instead (an existing file is never replaced)',
+      ),
+  )
+    .addHelpText(
+      'after',
+      example('proxytier key generate', 'proxytier key generate --output ./new.key'),
+    )
+    .action((options: GenerateOptions, command: Command) =>
+      keyGenerateCommand(cli(command), options),
+    );
+  withCommonOptions(
+    key
+      .command('rotate')
+      .description(
+        're-encrypt every stored credential under a new key (resumes an unfinished rotation)',
+      )
+      .option(
+        '--drop-previous',
+        'when every token is current, remove the old keys from the key file',
+      ),
+  )
+    .addHelpText(
+      'after',
+      `${example('proxytier key rotate', 'proxytier --key-file ./store.key key rotate --drop-previous')}
+The new key is written first into the key file, the old ones after it, so every credential stays
+readable throughout; then each stored token is re-encrypted. If credentials are still under an
+old key (an interrupted rotation), the rotation is resumed instead and no new key is made.
+Needs the key to come from a key file; a key from the environment cannot be rewritten (the
+error says how to rotate it).
+`,
+    )
+    .action((options: RotateOptions, command: Command) => keyRotateCommand(cli(command), options));
+};

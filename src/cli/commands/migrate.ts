@@ -6,6 +6,8 @@ import { migrateProxywhirl, type MigrationReport } from '../../migrate.js';
 import { CliError, UsageError, type Cli } from '../context.js';
 import { jobProgress } from '../progress.js';
 import { FAILURES_SHOWN } from './import.js';
+import type { Command } from 'commander';
+import { example, withCommonOptions, type RegisterCommands } from '../program.js';
 
 const PW_KEY = KEY_VARIABLES.proxywhirlKey;
 const PW_PREVIOUS = KEY_VARIABLES.proxywhirlPreviousKeys;
@@ -138,3 +140,30 @@ function checkOutcome(cli: Cli, report: MigrationReport): void {
   }
   if (failed > 0) cli.notice(`${failed} records failed; the others were migrated`);
 }
+
+/** Registers the `migrate` command on the program. */
+export const register: RegisterCommands = (program, cli) => {
+  withCommonOptions(
+    program
+      .command('migrate')
+      .description(
+        'import a proxywhirl cache directory: its JSONL shards, L2 and L3 databases and health history',
+      )
+      .argument('<proxywhirl-cache-dir>', "proxywhirl's cache directory")
+      .option(
+        '--key-file <path>',
+        "proxywhirl's key file (default: PROXYWHIRL_CACHE_ENCRYPTION_KEY and PROXYWHIRL_CACHE_KEY_PREVIOUS); the store's own key file goes before the command",
+      ),
+    { keyFile: false },
+  )
+    .addHelpText(
+      'after',
+      `${example('proxytier migrate ~/.cache/proxywhirl --key-file ~/.cache/proxywhirl/fernet.key', 'PROXYWHIRL_CACHE_ENCRYPTION_KEY=... proxytier --key-file ~/my.key migrate ./cache')}
+The source files are never written. Running it again changes nothing: identical entries are
+skipped and health checks already present are not added twice.
+`,
+    )
+    .action((dir: string, options: MigrateCommandOptions, command: Command) =>
+      migrateCommand(cli(command, true), dir, options),
+    );
+};
