@@ -1,5 +1,6 @@
 // `diagnose`: checks a store directory and its key, and says what is wrong and how to fix it.
 // Read-only: it never creates a key, a directory or a database, and never changes an entry.
+import { assertOptionsObject, rejectUnknownOptions, type OptionNames } from './option-check.js';
 import { promises as fs } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { generateFernetKey } from './crypto/fernet.js';
@@ -66,6 +67,12 @@ export interface Diagnosis {
   checks: DoctorChecks;
 }
 
+const DIAGNOSE_OPTION_NAMES: OptionNames<DiagnoseOptions> = Object.freeze({
+  dir: true,
+  keyFile: true,
+  env: true,
+});
+
 export interface DiagnoseOptions {
   /** The store directory (as given to `openDefaultStore({ dir })`). */
   dir: string;
@@ -83,6 +90,8 @@ export interface DiagnoseOptions {
  * a store that is not read because its engine is missing. Nothing is created or changed.
  */
 export async function diagnose(options: DiagnoseOptions): Promise<Diagnosis> {
+  assertOptionsObject('diagnose', options, 'with "dir"');
+  rejectUnknownOptions('diagnose', options, DIAGNOSE_OPTION_NAMES);
   const env = options.env ?? process.env;
   const problems: DoctorProblem[] = [];
   const messages: string[] = [];

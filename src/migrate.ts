@@ -1,5 +1,6 @@
 // Migration of a proxywhirl cache directory into a proxytier cache: its JSONL shards, its L2
 // database (`l2_cache`) and its L3 database (`cache_entries` + `health_history`).
+import { assertOptionsObject, rejectUnknownOptions, type OptionNames } from './option-check.js';
 import { createReadStream } from 'node:fs';
 import { copyFile, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -45,6 +46,11 @@ export interface MigrateOptions {
   onProgress?: (done: number) => void;
 }
 
+const MIGRATE_OPTION_NAMES: OptionNames<MigrateOptions> = Object.freeze({
+  keyring: true,
+  onProgress: true,
+});
+
 /**
  * Imports a proxywhirl cache directory into `cache`: every entry of its JSONL shards
  * (`shard_NN.jsonl`), of its L2 database (table `l2_cache`) and of its L3 database (table
@@ -59,6 +65,8 @@ export async function migrateProxywhirl(
   sourceDir: string,
   options: MigrateOptions,
 ): Promise<MigrationReport> {
+  assertOptionsObject('migrateProxywhirl', options, 'with "keyring"');
+  rejectUnknownOptions('migrateProxywhirl', options, MIGRATE_OPTION_NAMES);
   // Even a read-only open of a database in WAL mode writes beside it (its -shm file), so every
   // database is read from a private copy: the source directory is never written.
   const scratch = await mkdtemp(join(tmpdir(), 'proxytier-migrate-'));

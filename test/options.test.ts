@@ -5,7 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateFernetKey } from '../src/crypto/fernet.js';
+import { Keyring } from '../src/crypto/keyring.js';
+import { diagnose } from '../src/doctor.js';
 import { InvalidOptionError } from '../src/errors.js';
+import { rotateKey } from '../src/key-rotation.js';
+import { migrateProxywhirl } from '../src/migrate.js';
+import { FaultTier } from '../src/tiers/fault.js';
 import { resolveHealthPolicy } from '../src/health.js';
 import { exportRecords } from '../src/io/export.js';
 import { importRecords, parseProxyRecords } from '../src/io/import.js';
@@ -120,6 +126,30 @@ describe('unknown options', () => {
           await cache.close();
         }
       },
+    ],
+    ['FaultTier', 'persistant', 'persistent', () => new FaultTier({ persistant: false } as never)],
+    [
+      'migrateProxywhirl',
+      'onprogress',
+      'onProgress',
+      async () => {
+        const cache = await ProxyCache.open({ ...quiet, maxEntries: 10 });
+        try {
+          await migrateProxywhirl(cache, at('none'), {
+            keyring: new Keyring(generateFernetKey()),
+            onprogress: () => {},
+          } as never);
+        } finally {
+          await cache.close();
+        }
+      },
+    ],
+    ['diagnose', 'keyfile', 'keyFile', () => diagnose({ dir: at('none'), keyfile: 'k' } as never)],
+    [
+      'rotateKey',
+      'dropPrevous',
+      'dropPrevious',
+      () => rotateKey({ dir: at('none'), dropPrevous: true } as never),
     ],
     [
       'exportRecords',

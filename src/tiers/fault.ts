@@ -1,3 +1,4 @@
+import { assertOptionsObject, rejectUnknownOptions, type OptionNames } from '../option-check.js';
 import { setTimeout as delay } from 'node:timers/promises';
 import { TierBusyError, TierError } from '../errors.js';
 import type { ProxyEntry } from '../record/entry.js';
@@ -28,6 +29,14 @@ export interface FaultTierOptions {
    */
   sync?: boolean;
 }
+
+const FAULT_TIER_OPTION_NAMES: OptionNames<FaultTierOptions> = Object.freeze({
+  inner: true,
+  name: true,
+  persistent: true,
+  timeoutMs: true,
+  sync: true,
+});
 
 /** Operations a `FaultTier` counts and can fail. */
 export type FaultOperation =
@@ -84,6 +93,8 @@ export class FaultTier implements Tier {
   #abort = new AbortController();
 
   constructor(options: FaultTierOptions = {}) {
+    assertOptionsObject('FaultTier', options);
+    rejectUnknownOptions('FaultTier', options, FAULT_TIER_OPTION_NAMES);
     this.name = options.name ?? 'fault';
     this.persistent = options.persistent ?? true;
     this.timeoutMs = options.timeoutMs;
