@@ -1,10 +1,11 @@
 // Files a command writes (exports) appear whole or not at all: written to a temporary file in the
 // same directory (mode 0600), flushed to disk, then renamed over the target.
 import { randomBytes } from 'node:crypto';
-import { constants as fsConstants, createWriteStream, promises as fs } from 'node:fs';
+import { createWriteStream, promises as fs } from 'node:fs';
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import { basename, dirname, join, resolve } from 'node:path';
+import { syncDir } from '../sync-dir.js';
 
 /**
  * Calls `write` with a stream to a temporary file next to `path`, then makes it `path`. When
@@ -44,18 +45,5 @@ export async function writeFileAtomically<T>(
     output.destroy();
     await fs.rm(temp, { force: true }).catch(() => undefined);
     throw error;
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  try {
-    const handle = await fs.open(dir, fsConstants.O_RDONLY);
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  } catch {
-    // Some platforms cannot fsync a directory; the file itself is on disk.
   }
 }

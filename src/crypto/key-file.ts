@@ -13,6 +13,7 @@ import { FileLock } from '../file-lock.js';
 import type { Logger } from '../logger.js';
 import { FernetKey, generateFernetKey, parseFernetKey } from './fernet.js';
 import { Keyring, type KeyringSource } from './keyring.js';
+import { syncDir } from '../sync-dir.js';
 
 /** Options for {@link writeKeyFile}. */
 export interface WriteKeyFileOptions {
@@ -282,20 +283,6 @@ function warnIfLoose(mode: number, path: string, logger: Logger): void {
       `key file ${path} is accessible by group or others (mode ${bits.toString(8).padStart(4, '0')}); ` +
         `run: chmod 600 ${path}`,
     );
-  }
-}
-
-/** Makes a new directory entry durable; best effort, as some platforms cannot fsync a dir. */
-async function syncDir(dir: string): Promise<void> {
-  try {
-    const handle = await fs.open(dir, fsConstants.O_RDONLY);
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  } catch {
-    // Not fatal: the file itself is already synced.
   }
 }
 
